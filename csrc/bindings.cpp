@@ -1,0 +1,111 @@
+// pybind11 bindings of the CPU kernels: module semanticodec_rt._C.
+//
+// Torch-free on purpose: numpy arrays in and out (a CPU tensor's .numpy() is a zero-copy view), so
+// the module builds in seconds and does not depend on libtorch's C++ ABI. semanticodec_rt.ops
+// validates tensors and converts them; the checks here guard direct callers and say what was wrong.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "nearest_centroid.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+  std::string s = "[";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + "]";
+}
+
+// std::invalid_argument surfaces in Python as ValueError.
+void require_f32(const py::array& a, const char* name, py::ssize_t ndim) {
+  if (!a.dtype().equal(py::dtype::of<float>()))
+    throw std::invalid_argument(std::string(name) + " must be native float32, got dtype " +
+                                std::string(py::str(a.dtype())));
+  if (a.ndim() != ndim)
+    throw std::invalid_argument(std::string(name) + " must have " + std::to_string(ndim) +
+                                " dimension(s), got shape " + shape_str(a));
+  if (!(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + " must be C-contiguous");
+}
+
+py::tuple nearest_centroid(const py::array& x, const py::array& codebook,
+                           const std::optional<py::array>& codebook_sqnorm, int num_threads) {
+  require_f32(x, "x", 2);
+  require_f32(codebook, "codebook", 2);
+  const int64_t n = x.shape(0), d = x.shape(1), k = codebook.shape(0);
+  if (k == 0) throw std::invalid_argument("codebook is empty (K = 0)");
+  if (codebook.shape(1) != d)
+    throw std::invalid_argument("dimension mismatch: x is " + shape_str(x) + ", codebook is " +
+                                shape_str(codebook));
+  const float* cn = nullptr;
+  if (codebook_sqnorm) {
+    require_f32(*codebook_sqnorm, "codebook_sqnorm", 1);
+    if (codebook_sqnorm->shape(0) != k)
+      throw std::invalid_argument("codebook_sqnorm must have shape [" + std::to_string(k) +
+                                  "], got " + shape_str(*codebook_sqnorm));
+    cn = static_cast<const float*>(codebook_sqnorm->data());
+  }
+  py::array_t<int64_t> index(n);
+  py::array_t<float> sqdist(n);
+  const float* xp = static_cast<const float*>(x.data());
+  const float* cp = static_cast<const float*>(codebook.data());
+  int64_t* ip = index.mutable_data();
+  float* dp = sqdist.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    scrt::nearest_centroid_f32(xp, cp, cn, n, k, d, ip, dp, num_threads);
+  }
+  return py::make_tuple(index, sqdist);
+}
+
+py::array_t<float> codebook_sqnorm(const py::array& codebook, int num_threads) {
+  require_f32(codebook, "codebook", 2);
+  const int64_t k = codebook.shape(0), d = codebook.shape(1);
+  py::array_t<float> out(k);
+  const float* cp = static_cast<const float*>(codebook.data());
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    scrt::codebook_sqnorm_f32(cp, k, d, op, num_threads);
+  }
+  return out;
+}
+
+int openmp_max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "CPU kernels of semanticodec_rt (torch-free; use semanticodec_rt.ops instead).";
+  m.def("nearest_centroid", &nearest_centroid, py::arg("x"), py::arg("codebook"),
+        py::arg("codebook_sqnorm") = py::none(), py::arg("num_threads") = 0,
+        R"doc(Exact fp32 nearest-centroid lookup.
+
+x: [N, D] float32 C-contiguous; codebook: [K, D] float32 C-contiguous, K >= 1;
+codebook_sqnorm: optional [K] float32 ||c||^2 (computed here when None);
+num_threads: OpenMP threads, <= 0 for the OpenMP default.
+Returns (index [N] int64, sqdist [N] float32) with
+sqdist = (||x||^2 + ||c||^2) - 2 x.c of the winner (can be slightly negative by rounding).
+Ties go to the lowest index; the result does not depend on num_threads.)doc");
+  m.def("codebook_sqnorm", &codebook_sqnorm, py::arg("codebook"), py::arg("num_threads") = 0,
+        "[K, D] float32 -> [K] float32 ||c||^2, summed in the order nearest_centroid uses.");
+  m.def("openmp_max_threads", &openmp_max_threads,
+        "OpenMP's default thread count (0 when built without OpenMP).");
+}
