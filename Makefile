@@ -5,7 +5,7 @@ PYTHON ?= python3
 SETUP_STAMP := build/.setup-stamp
 EXT_SOURCES := setup.py CMakeLists.txt pyproject.toml $(wildcard csrc/*) $(wildcard cuda/*)
 
-.PHONY: setup demo test test-golden test-slow clean
+.PHONY: setup demo test test-fast test-golden clean
 
 setup: $(SETUP_STAMP)
 
@@ -24,14 +24,15 @@ demo: setup
 	$(PYTHON) examples/official_checkpoints.py --random-weights --token-rate 100 --seconds 12 \
 		--steps 10 --output out/demo_random_weights.wav
 
+# Everything, including the ~1 min full-size random-weight round trip (marker `slow`).
 test: setup
-	SCRT_REQUIRE_EXT=1 $(PYTHON) -m pytest -q -m "not slow"
+	SCRT_REQUIRE_EXT=1 $(PYTHON) -m pytest -q
 
 test-golden: setup
 	$(PYTHON) -m pytest -q -m "golden or manifest"
 
-test-slow: setup
-	$(PYTHON) -m pytest -q -m slow
+test-fast: setup
+	SCRT_REQUIRE_EXT=1 $(PYTHON) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf build *.egg-info semanticodec_rt/*.so out

@@ -81,27 +81,25 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     tokens = codec.encode(audio, sr)
     times["encode (total)"] = time.perf_counter() - t
-    for k, v in codec.last_timings.items():
-        times[f"  {k}"] = v
-    print(f"tokens: {list(tokens.shape)} int64 (semantic, acoustic); "
-          f"{lengths.decoder_windows(tokens.shape[1], args.token_rate).__len__()} decoder windows")
+    times.update({f"  {k}": v for k, v in codec.last_timings.items()})
+    n_win = len(lengths.decoder_windows(tokens.shape[1], args.token_rate))
+    print(f"tokens: {list(tokens.shape)} int64 (semantic, acoustic) -> {n_win} decoder windows")
 
-    stage_times = _time_decoder_stages(codec)
     t = time.perf_counter()
     wave = codec.decode(tokens, steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed, progress=True)
     times["decode (total)"] = time.perf_counter() - t
-    n_win = len(lengths.decoder_windows(tokens.shape[1], args.token_rate))
-    calls = n_win * len(codec.decoder.ddim(args.steps, codec.cfg.sampler.eta))
-    times[f"  UNet ({calls} calls of batch 2)"] = stage_times["unet"] * calls
-    times[f"  VAE decode ({n_win} windows)"] = stage_times["vae"] * n_win
-    times[f"  vocoder ({n_win} windows)"] = stage_times["vocoder"] * n_win
+    n_steps = len(codec.decoder.ddim(args.steps, codec.cfg.sampler.eta))
+    for k, v in codec.last_timings.items():
+        label = f"{k} ({n_win} x {n_steps} UNet calls, CFG batch 2)" if k == "diffusion" else k
+        times[f"  {label}"] = v
     print(f"waveform: {list(wave.shape)} float32, {wave.shape[-1] / SAMPLE_RATE:.2f} s, "
           f"finite={bool(torch.isfinite(wave).all())}, peak={wave.abs().max().item():.3f}")
-    print(f"\nper-stage CPU times ({torch.get_num_threads()} threads):")
+    print(f"\nper-stage CPU times ({torch.get_num_threads()} threads, device {args.device}):")
     for k, v in times.items():
-        print(f"  {k:<36s} {v:8.2f} s")
+        print(f"  {k:<44s} {v:8.2f} s")
     audio_s = wave.shape[-1] / SAMPLE_RATE
-    print(f"  real-time factor: encode {times['encode (total)'] / audio_s:.2f}, decode {times['decode (total)'] / audio_s:.2f}")
+    print(f"  real-time factor: encode {times['encode (total)'] / audio_s:.2f}, "
+          f"decode {times['decode (total)'] / audio_s:.2f}")
     if args.output:
         import soundfile as sf
 
@@ -109,26 +107,6 @@ def main(argv=None) -> int:
         sf.write(args.output, wave[0, 0].numpy(), SAMPLE_RATE)
         print(f"wrote {args.output}")
     return 0
-
-
-@torch.inference_mode()
-def _time_decoder_stages(codec: SemantiCodec) -> dict[str, float]:
-    """Seconds for one UNet call (CFG batch of 2), one VAE decode and one vocoder pass."""
-    dec, cfg = codec.decoder, codec.cfg
-    c, t, f = dec.latent_shape
-    x = torch.randn(2, c, t, f, device=codec.device)
-    ctx = torch.randn(2, cfg.tokens_per_window, cfg.context_dim, device=codec.device)
-    out = {}
-    s = time.perf_counter()
-    dec.unet(x, torch.full((2,), 500, device=codec.device), ctx, None)
-    out["unet"] = time.perf_counter() - s
-    s = time.perf_counter()
-    mel = dec.latent_to_mel(x[:1])
-    out["vae"] = time.perf_counter() - s
-    s = time.perf_counter()
-    dec.mel_to_wave(mel)
-    out["vocoder"] = time.perf_counter() - s
-    return out
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from .modules.hifigan import HiFiGAN
 from .modules.positional import PositionalEncoding
 from .modules.unet import UNet
 from .modules.vae import AutoencoderKL
+from .timing import StageTimes
 
 
 class _DiffusionWrapper(nn.Module):
@@ -58,6 +59,8 @@ class LatentDiffusionDecoder(nn.Module):
         # Not in the checkpoint: recomputed exactly (errata E2 recipe).
         self.positional = PositionalEncoding(cfg.pe_len, cfg.pe_dim)
         self._ddim_cache: dict[tuple[int, float], DDIMSchedule] = {}
+        #: seconds per stage, accumulated across calls (the caller clears it)
+        self.stage_times = StageTimes()
 
     # -- pieces ----------------------------------------------------------------------------------
     @property
@@ -118,19 +121,23 @@ class LatentDiffusionDecoder(nn.Module):
         """
         feature = fill_window(feature, self.cfg.tokens_per_window)
         cond, uncond = make_contexts(feature, self.pe)
-        z = sample(
-            self._denoise,
-            cond,
-            uncond,
-            x_T,
-            self.ddim(steps, eta),
-            self.sqrt_alphas_cumprod,
-            self.sqrt_one_minus_alphas_cumprod,
-            cfg_scale=cfg_scale,
-            step_noise=step_noise,
-        )
-        mel = self.latent_to_mel(z)
-        wave = self.mel_to_wave(mel)
+        times = self.stage_times
+        with times.stage("diffusion"):
+            z = sample(
+                self._denoise,
+                cond,
+                uncond,
+                x_T,
+                self.ddim(steps, eta),
+                self.sqrt_alphas_cumprod,
+                self.sqrt_one_minus_alphas_cumprod,
+                cfg_scale=cfg_scale,
+                step_noise=step_noise,
+            )
+        with times.stage("vae"):
+            mel = self.latent_to_mel(z)
+        with times.stage("vocoder"):
+            wave = self.mel_to_wave(mel)
         if trace is not None:
             trace.update(latent_in=feature, context=cond, latent=z, mel=mel)
         return wave

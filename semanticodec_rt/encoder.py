@@ -35,6 +35,7 @@ from .modules.acoustic import build_acoustic_lstm, build_acoustic_projection, ru
 from .modules.grouping import audiomae_to_sequence
 from .modules.padding import first_marked_position, mark_padding, padding_cutoff_fraction
 from .modules.positional import PositionalEncoding
+from .timing import StageTimes
 from .modules.vit import AudioMAE
 from .quantization.kmeans import CodebookSource, SemanticQuantizer
 from .quantization.vq import AcousticVQ
@@ -85,6 +86,8 @@ class SemantiCodecEncoder(nn.Module):
         # Outside the state_dict (non-persistent buffers).
         self.semantic_quantizer = SemanticQuantizer(f)
         self.positional = PositionalEncoding(cfg.pe_len, cfg.pe_dim)
+        #: seconds per stage, accumulated across calls (the caller clears it)
+        self.stage_times = StageTimes()
 
     # -- setup ---------------------------------------------------------------------------------
     def load_semantic_codebook(self, source: CodebookSource) -> None:
@@ -115,17 +118,22 @@ class SemantiCodecEncoder(nn.Module):
         vit = self.cfg.vit
         t_w = self.cfg.tokens_per_window
 
-        embed = self.audiomae(mel)
-        rep = audiomae_to_sequence(embed, self.cfg.stack_factor, vit.grid_t, vit.grid_f)
-        sem_ids = self.semantic_quantizer.quantize(rep)  # on the unmarked features
-        sem_feat = self.semantic_quantizer.dequantize(sem_ids).to(rep.dtype)
+        times = self.stage_times
+        with times.stage("audiomae"):
+            embed = self.audiomae(mel)
+            rep = audiomae_to_sequence(embed, self.cfg.stack_factor, vit.grid_t, vit.grid_f)
+        with times.stage("kmeans"):
+            sem_ids = self.semantic_quantizer.quantize(rep)  # on the unmarked features
+            sem_feat = self.semantic_quantizer.dequantize(sem_ids).to(rep.dtype)
 
         fraction = padding_cutoff_fraction(mel)
         first = first_marked_position(fraction, t_w)
         lstm_in = mark_padding(torch.cat([rep, sem_feat], dim=-1), first)
-        lstm_out, lin_out = run_acoustic(self.encoder, self.encoder_output_linear, lstm_in)
-        ac_ids = self.quantizer.quantize(lin_out)
-        ac_feat = self.quantizer.dequantize(ac_ids).to(rep.dtype)
+        with times.stage("lstm"):
+            lstm_out, lin_out = run_acoustic(self.encoder, self.encoder_output_linear, lstm_in)
+        with times.stage("vq"):
+            ac_ids = self.quantizer.quantize(lin_out)
+            ac_feat = self.quantizer.dequantize(ac_ids).to(rep.dtype)
         tokens = torch.stack([sem_ids, ac_ids], dim=-1)
 
         # Decoder-side view (official ``_forward``; encode() does not use it): errata E8.

@@ -16,7 +16,6 @@ Differences from the reference, all deliberate:
 from __future__ import annotations
 
 import os
-import time
 from typing import Callable
 
 import torch
@@ -51,7 +50,7 @@ class SemantiCodec(nn.Module):
         self.cfg = cfg
         self.encoder = encoder
         self.decoder = decoder
-        #: seconds spent per stage in the last encode/decode call
+        #: seconds per stage of the last encode or decode call
         self.last_timings: dict[str, float] = {}
 
     # -- construction ----------------------------------------------------------------------------
@@ -168,15 +167,17 @@ class SemantiCodec(nn.Module):
         """
         if mono not in ("first", "mean"):
             raise ValueError(f'mono must be "first" or "mean", got {mono!r}')
-        t0 = time.perf_counter()
-        wave = self._waveforms(audio, sample_rate, mono)
+        times = self.encoder.stage_times
+        times.clear()
+        with times.stage("load+resample"):
+            wave = self._waveforms(audio, sample_rate, mono)
         n = wave.shape[-1]
         plan = lengths.plan_lengths(n, self.token_rate)
-        wave = torch.nn.functional.pad(wave, (0, plan.padded_samples - n))
-        mel = extract_fbank(wave, plan.mel_target_length, self.cfg.fbank, sample_rate=SAMPLE_RATE)
-        t1 = time.perf_counter()
+        with times.stage("fbank"):
+            wave = torch.nn.functional.pad(wave, (0, plan.padded_samples - n))
+            mel = extract_fbank(wave, plan.mel_target_length, self.cfg.fbank, sample_rate=SAMPLE_RATE)
         tokens = self.encoder(mel.to(self.device))
-        self.last_timings = {"fbank": t1 - t0, "encoder": time.perf_counter() - t1}
+        self.last_timings = dict(times)
         return tokens[:, : plan.tokens_after_encode].cpu()
 
     # -- decode ----------------------------------------------------------------------------------
@@ -240,7 +241,7 @@ class SemantiCodec(nn.Module):
         n_steps = len(self.decoder.ddim(steps, eta))
         if noise is None:
             noise = self._seeded_noise(seed, b, n_steps)
-        t0 = time.perf_counter()
+        self.decoder.stage_times.clear()
         outputs: list[torch.Tensor] = []
         groups = [windows[i : i + windows_per_batch] for i in range(0, len(windows), windows_per_batch)]
         bar = _progress(len(windows), progress)
@@ -262,8 +263,9 @@ class SemantiCodec(nn.Module):
             first += len(group)
             bar.update(len(group))
         bar.close()
-        out = trim_waveform(overlap_add(outputs), n_tok, self.token_rate)
-        self.last_timings = {"decode": time.perf_counter() - t0}
+        with self.decoder.stage_times.stage("overlap-add"):
+            out = trim_waveform(overlap_add(outputs), n_tok, self.token_rate)
+        self.last_timings = dict(self.decoder.stage_times)
         return out.contiguous()
 
     def decoder_feature(self, tokens: torch.Tensor) -> torch.Tensor:

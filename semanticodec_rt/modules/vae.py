@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import VAEConfig
-from .vae_blocks import AttnBlock, Downsample, ResnetBlock, Upsample, vae_norm
+# The VAE up-sampler is the UNet's own (nearest x2 + 3x3 conv, key ``conv``).
+from .unet_blocks import Upsample
+from .vae_blocks import AttnBlock, Downsample, ResnetBlock, vae_norm
 
 
 class _Level(nn.Module):
