@@ -27,8 +27,9 @@ from .decoder import LatentDiffusionDecoder
 from .diffusion.noise import window_noise
 from .encoder import SemantiCodecEncoder
 from .frontend import lengths
-from .frontend.audio_io import AudioInputError, read_audio, waveform_from_array
+from .frontend.audio_io import AudioInputError, waveform_from_array
 from .frontend.fbank import extract_fbank
+from .frontend.load import load_waveform
 from .frontend.resample import resample
 from .modules.overlap_add import overlap_add, trim_waveform
 
@@ -129,10 +130,7 @@ class SemantiCodec(nn.Module):
     def _waveforms(self, audio, sample_rate: int | None, mono: str) -> torch.Tensor:
         """Any accepted input -> float32 ``[B, N]`` at 16 kHz (validated)."""
         if isinstance(audio, (str, os.PathLike)):
-            wave, sr = read_audio(audio, mono=None)
-            if sr != SAMPLE_RATE:
-                wave = resample(wave, sr, SAMPLE_RATE)  # all channels, then the policy (reference)
-            return wave[:1] if mono == "first" else wave.mean(0, keepdim=True)
+            return load_waveform(audio, mono=mono)[0]
         if not isinstance(audio, torch.Tensor):
             raise AudioInputError(f"encode takes a path or a tensor, got {type(audio).__name__}")
         if sample_rate is None:

@@ -58,6 +58,22 @@ class AudioLoadInfo:
         return self.n_samples / SAMPLE_RATE
 
 
+def load_waveform(
+    source: AudioSource,
+    *,
+    sample_rate: int | None = None,
+    mono: str = "first",
+    channels_first: bool = True,
+) -> tuple[torch.Tensor, int]:
+    """Steps 1-3: mono float32 ``[1, N]`` at 16 kHz, and the source rate in Hz."""
+    if mono is None:
+        raise ValueError('loading needs a channel policy: mono="first" or "mean"')
+    wave, sr = read_audio(source, sample_rate, mono=None, channels_first=channels_first)
+    if sr != SAMPLE_RATE:
+        wave = resample(wave, sr, SAMPLE_RATE)  # all channels first, as the reference does
+    return apply_channel_policy(wave, mono), sr
+
+
 def prepare_waveform(
     source: AudioSource,
     token_rate: int = 100,
@@ -73,12 +89,7 @@ def prepare_waveform(
         token_rate: 100, 50 or 25 (only the token counts in the info depend on it).
         mono: ``"first"`` (reference, channel 0) or ``"mean"`` (downmix).
     """
-    if mono is None:
-        raise ValueError('load_audio needs a channel policy: mono="first" or "mean"')
-    wave, sr = read_audio(source, sample_rate, mono=None, channels_first=channels_first)
-    if sr != SAMPLE_RATE:
-        wave = resample(wave, sr, SAMPLE_RATE)  # all channels first, as the reference does
-    wave = apply_channel_policy(wave, mono)
+    wave, sr = load_waveform(source, sample_rate=sample_rate, mono=mono, channels_first=channels_first)
     n = wave.shape[-1]
     plan = lengths.plan_lengths(n, token_rate)
     wave = F.pad(wave, (0, lengths.segment_padding(n)))
