@@ -70,6 +70,7 @@ class AcousticConfig:
     lstm_layers: int = 4
     bidirectional: bool = True
     codebook_size: int = 8192  # 13 bits
+    hidden: int | None = None  # LSTM width; None = 2F (the published rule)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,22 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """Windowing of the real-time (streaming-native) presets, in 160 ms patch columns.
+
+    The semantic ViT of token unit u (1 column; 2 at token rate 25) sees ``context_columns``
+    past columns, the unit, and ``lookahead_columns`` future ones.  The decoder samples one
+    window of ``decoder_columns`` columns per unit (the unit and its past) and emits the unit,
+    crossfaded over ``crossfade_ms`` with the previous window.
+    """
+
+    context_columns: int = 3
+    lookahead_columns: int = 1
+    decoder_columns: int = 2
+    crossfade_ms: float = 20.0
+
+
+@dataclass(frozen=True)
 class CodecConfig:
     """Everything needed to build a codec.  Derived sizes are properties, never stored twice."""
 
@@ -155,6 +172,8 @@ class CodecConfig:
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    # None: the published 10.24 s windowing.  Set: a streaming-native rt preset.
+    stream: StreamConfig | None = None
 
     def __post_init__(self) -> None:
         if self.token_rate not in TOKEN_RATES:
@@ -185,7 +204,48 @@ class CodecConfig:
 
     @property
     def lstm_hidden(self) -> int:
-        return 2 * self.feature_dim
+        return self.acoustic.hidden if self.acoustic.hidden is not None else 2 * self.feature_dim
+
+    @property
+    def column_samples(self) -> int:
+        """Samples per 160 ms patch column (2560)."""
+        return self.vit.patch * self.fbank.frame_shift
+
+    @property
+    def unit_columns(self) -> int:
+        """Columns per token unit: 2 at rate 25 (2x2 patch groups), else 1."""
+        return 2 if self.stack_factor == 4 else 1
+
+    @property
+    def tokens_per_unit(self) -> int:
+        """Token positions per unit (8 / 4 / 4 at rates 100 / 50 / 25)."""
+        return self.unit_columns * self.vit.grid_f // self.stack_factor
+
+    @property
+    def decoder_window_tokens(self) -> int:
+        """Token positions per decoder window (512/256/128 official; rt: decoder columns)."""
+        if self.stream is None:
+            return self.tokens_per_window
+        return self.stream.decoder_columns * self.vit.grid_f // self.stack_factor
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Input-to-output delay the windowing imposes, before any compute time.
+
+        rt: a unit must be complete (unit columns) plus the ViT lookahead, plus the 15 ms the
+        last 25 ms fbank frame of a column reaches past it, plus the decoder's crossfade
+        hold-back.  Official: a sample is final only when its 10.24 s encoder window (plus
+        the 15 ms frame tail) is complete and the 0.64 s crossfade of its decoder window is
+        resolved; the first decoder window needs 10.24 s of tokens, so ~10.9 s at best (the
+        2 ms/window drift and the 9.6 s vs 10.24 s grids make later samples wait longer).
+        """
+        frame_tail = (self.fbank.frame_length - self.fbank.frame_shift) / self.sample_rate * 1e3
+        if self.stream is None:
+            window = self.window_samples / self.sample_rate * 1e3
+            return window + frame_tail + self.window_overlap_ratio * window
+        column_ms = self.column_samples / self.sample_rate * 1e3
+        st = self.stream
+        return (self.unit_columns + st.lookahead_columns) * column_ms + frame_tail + st.crossfade_ms
 
     @property
     def window_samples(self) -> int:
@@ -230,6 +290,7 @@ _SUBCONFIGS = {
     "vocoder": VocoderConfig,
     "diffusion": DiffusionConfig,
     "sampler": SamplerConfig,
+    "stream": StreamConfig,
 }
 
 
@@ -259,9 +320,71 @@ def official_config(token_rate: int = 100, semantic_vocab_size: int = 32768) -> 
     )
 
 
+# -- real-time presets --------------------------------------------------------------------------
+# Same module types, sized for streaming on a 2-core CPU.  Sizes per family; the token rate then
+# fixes the ViT window (context + unit + lookahead columns) and the decoder latent length.
+_RT_FAMILIES = {
+    "rt-small": dict(
+        vit=dict(dim=192, depth=6, heads=3, decoder_dim=128, decoder_depth=2, decoder_heads=4, average_last=2),
+        acoustic=dict(lstm_layers=2, bidirectional=False, hidden=384),
+        # Three levels, cross-attention only at the lowest (x4) resolution, no extra self-attention
+        # transformer: a UNet call on the 8 x 16 latent is dominated by per-op overhead on a CPU.
+        unet=dict(
+            model_channels=32, channel_mult=(1, 2, 4), num_res_blocks=1, num_head_channels=16,
+            attention_resolutions=(4,), extra_sa_layer=False,
+        ),
+        vae=dict(ch=32, ch_mult=(1, 2, 4), num_res_blocks=1),
+        vocoder=dict(upsample_initial_channel=96),
+        stream=dict(context_columns=3, lookahead_columns=1, crossfade_ms=20.0),
+    ),
+    "rt-tiny": dict(
+        vit=dict(dim=32, depth=2, heads=2, decoder_dim=16, decoder_depth=1, decoder_heads=2, average_last=1),
+        acoustic=dict(lstm_layers=1, bidirectional=False, hidden=64),
+        unet=dict(
+            model_channels=32, channel_mult=(1, 1, 1), num_res_blocks=1, num_head_channels=16,
+            attention_resolutions=(4,), extra_sa_layer=False,
+        ),
+        vae=dict(ch=32, ch_mult=(1, 1, 1), num_res_blocks=1),
+        vocoder=dict(upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),)),
+        stream=dict(context_columns=1, lookahead_columns=1, crossfade_ms=20.0),
+    ),
+}
+RT_FAMILIES = tuple(_RT_FAMILIES)
+
+
+def rt_config(family: str = "rt-small", token_rate: int = 100, semantic_vocab_size: int = 8192) -> CodecConfig:
+    """A streaming-native preset.  ``semantic_vocab_size`` is free (k-means size of our models)."""
+    if family not in _RT_FAMILIES:
+        raise ValueError(f"unknown rt family {family!r}; known: {', '.join(RT_FAMILIES)}")
+    if token_rate not in TOKEN_RATES:
+        raise ValueError(f"token_rate must be one of {TOKEN_RATES}, got {token_rate}")
+    fam = _RT_FAMILIES[family]
+    unit = 2 if token_rate == 25 else 1  # 2x2 patch groups span two columns
+    stream = StreamConfig(decoder_columns=2 * unit, **fam["stream"])
+    columns = stream.context_columns + unit + stream.lookahead_columns
+    frames = columns * ViTConfig.patch
+    vit = ViTConfig(img_frames=frames, **fam["vit"])
+    return CodecConfig(
+        name=f"{family}-r{token_rate}-v{semantic_vocab_size}",
+        token_rate=token_rate,
+        semantic_vocab_size=semantic_vocab_size,
+        window_frames=frames,
+        vit=vit,
+        acoustic=AcousticConfig(**fam["acoustic"]),
+        unet=UNetConfig(**fam["unet"]),
+        vae=VAEConfig(**fam["vae"]),
+        vocoder=VocoderConfig(**fam["vocoder"]),
+        # 16 fbank frames per column, VAE time downsampling x4
+        diffusion=DiffusionConfig(latent_t=stream.decoder_columns * ViTConfig.patch // 4),
+        sampler=SamplerConfig(steps=4, eta=0.0, cfg_scale=2.0),
+        stream=stream,
+    )
+
+
 PRESETS: dict[str, CodecConfig] = {
     f"official-r{r}-v{v}": official_config(r, v) for r in TOKEN_RATES for v in SEMANTIC_VOCAB_SIZES
 }
+PRESETS.update({f"{fam}-r{r}": rt_config(fam, r) for fam in RT_FAMILIES for r in TOKEN_RATES})
 
 
 def get_config(name: str) -> CodecConfig:

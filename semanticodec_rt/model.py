@@ -32,6 +32,7 @@ from .frontend.fbank import extract_fbank
 from .frontend.load import load_waveform
 from .frontend.resample import resample
 from .modules.overlap_add import overlap_add, trim_waveform
+from .streaming import rt_compute
 
 # window index -> (x_T [B, C, T, F], step i -> noise [B, C, T, F])
 NoiseSource = Callable[[int], tuple[torch.Tensor, Callable[[int], torch.Tensor]]]
@@ -51,6 +52,8 @@ class SemantiCodec(nn.Module):
         self.cfg = cfg
         self.encoder = encoder
         self.decoder = decoder
+        #: names the model in bitstreams: the config hash, or the weight hash of a checkpoint
+        self.model_sha = cfg.sha()
         #: seconds per stage of the last encode or decode call
         self.last_timings: dict[str, float] = {}
 
@@ -170,6 +173,10 @@ class SemantiCodec(nn.Module):
         with times.stage("load+resample"):
             wave = self._waveforms(audio, sample_rate, mono)
         n = wave.shape[-1]
+        if self.cfg.stream is not None:  # streaming-native preset: its own grid, no 10.24 s padding
+            tokens = rt_compute.encode_units_offline(self.encoder, self.cfg, wave.to(self.device))
+            self.last_timings = dict(times)
+            return tokens.cpu()
         plan = lengths.plan_lengths(n, self.token_rate)
         with times.stage("fbank"):
             wave = torch.nn.functional.pad(wave, (0, plan.padded_samples - n))
@@ -213,6 +220,7 @@ class SemantiCodec(nn.Module):
         noise: NoiseSource | None = None,
         windows_per_batch: int = 1,
         progress: bool = False,
+        n_samples: int | None = None,
     ) -> torch.Tensor:
         """Tokens -> waveform ``[B, 1, n]`` at 16 kHz, float32 on the CPU.
 
@@ -224,8 +232,12 @@ class SemantiCodec(nn.Module):
             noise: override the noise per window (tests inject the reference's noise).
             windows_per_batch: decoder windows sampled together (memory vs speed).
             progress: show a progress bar over windows.
+            n_samples: cut the output to this many samples (the input length, which a
+                bitstream header carries).
         Returns:
-            ``[B, 1, n]`` with n = ``int(((L/8) * 16 * 0.01 * K) * 16000)`` (reference trim).
+            ``[B, 1, n]``: official configs n = ``int(((L/8) * 16 * 0.01 * K) * 16000)`` (the
+            reference trim); rt presets n = L / T_u units of 160 ms (or 320 ms); both cut to
+            ``n_samples`` when given.
         """
         tokens = self.check_tokens(tokens)
         s = self.cfg.sampler
@@ -235,6 +247,14 @@ class SemantiCodec(nn.Module):
         if windows_per_batch < 1:
             raise ValueError(f"windows_per_batch must be >= 1, got {windows_per_batch}")
         b, n_tok, _ = tokens.shape
+        if self.cfg.stream is not None:
+            self.decoder.stage_times.clear()
+            out = rt_compute.decode_units_offline(
+                self, tokens, seed=seed, steps=steps, eta=eta, cfg_scale=cfg_scale,
+                windows_per_batch=max(windows_per_batch, 8),
+            )
+            self.last_timings = dict(self.decoder.stage_times)
+            return out[..., :n_samples].contiguous() if n_samples is not None else out
         windows = lengths.decoder_windows(n_tok, self.token_rate)
         n_steps = len(self.decoder.ddim(steps, eta))
         if noise is None:
@@ -264,6 +284,8 @@ class SemantiCodec(nn.Module):
         with self.decoder.stage_times.stage("overlap-add"):
             out = trim_waveform(overlap_add(outputs), n_tok, self.token_rate)
         self.last_timings = dict(self.decoder.stage_times)
+        if n_samples is not None:
+            out = out[..., :n_samples]
         return out.contiguous()
 
     def decoder_feature(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -20,11 +20,16 @@ from torch import nn
 from ..config import AcousticConfig
 
 
+def lstm_hidden(feature_dim: int, cfg: AcousticConfig) -> int:
+    """LSTM width: ``cfg.hidden``, or 2F like the published model when it is None."""
+    return cfg.hidden if cfg.hidden is not None else 2 * feature_dim
+
+
 def build_acoustic_lstm(feature_dim: int, cfg: AcousticConfig) -> nn.LSTM:
-    """``nn.LSTM(2F -> 2F, cfg.lstm_layers, batch_first, bidirectional=cfg.bidirectional)``."""
+    """``nn.LSTM(2F -> H, cfg.lstm_layers, batch_first, bidirectional=cfg.bidirectional)``."""
     return nn.LSTM(
         input_size=2 * feature_dim,
-        hidden_size=2 * feature_dim,
+        hidden_size=lstm_hidden(feature_dim, cfg),
         num_layers=cfg.lstm_layers,
         bias=True,
         batch_first=True,
@@ -33,9 +38,9 @@ def build_acoustic_lstm(feature_dim: int, cfg: AcousticConfig) -> nn.LSTM:
 
 
 def build_acoustic_projection(feature_dim: int, cfg: AcousticConfig) -> nn.Linear:
-    """Bias-free ``Linear(4F -> F)`` (``2F -> F`` for a unidirectional LSTM)."""
+    """Bias-free ``Linear(2H -> F)`` (``H -> F`` for a unidirectional LSTM); H = 2F officially."""
     directions = 2 if cfg.bidirectional else 1
-    return nn.Linear(directions * 2 * feature_dim, feature_dim, bias=False)
+    return nn.Linear(directions * lstm_hidden(feature_dim, cfg), feature_dim, bias=False)
 
 
 def run_acoustic(

@@ -1,0 +1,33 @@
+"""Input checks shared by the streaming encoders and decoders."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_pcm(pcm: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``[n]`` / ``[B, n]`` finite float samples -> float32 ``[B, n]`` on the CPU."""
+    if not isinstance(pcm, torch.Tensor):
+        raise ValueError(f"pcm must be a torch.Tensor, got {type(pcm).__name__}")
+    if pcm.dim() == 1 and batch_size == 1:
+        pcm = pcm[None]
+    if pcm.dim() != 2 or pcm.shape[0] != batch_size:
+        raise ValueError(f"pcm must be [{batch_size}, n] samples, got {list(pcm.shape)}")
+    if not pcm.is_floating_point():
+        raise ValueError(f"pcm must be floating point in [-1, 1], got {pcm.dtype}")
+    if pcm.numel() and not torch.isfinite(pcm).all():
+        raise ValueError("pcm contains NaN or infinite samples")
+    return pcm.detach().to("cpu", torch.float32)
+
+
+def check_stream_tokens(codec, tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``[B, m, 2]`` (``m >= 0``) ids in range -> int64 on the CPU."""
+    if not isinstance(tokens, torch.Tensor):
+        raise ValueError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+    if tokens.dim() == 2 and batch_size == 1:
+        tokens = tokens[None]
+    if tokens.dim() != 3 or tokens.shape[0] != batch_size or tokens.shape[-1] != 2:
+        raise ValueError(f"tokens must be [{batch_size}, m, 2], got {list(tokens.shape)}")
+    if tokens.shape[1] == 0:
+        return tokens.to("cpu", torch.int64)
+    return codec.check_tokens(tokens).cpu()
