@@ -52,8 +52,17 @@ def _speech_like(seconds: float, sr: int) -> np.ndarray:
     return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
+# A real recording (Debian asterisk-core-sounds-en-wav, CC-BY-SA-3.0, installed by .ci/run):
+# 8 kHz, so every encode also resamples.
+REAL_CLIP = Path("/usr/share/asterisk/sounds/en_US_f_Allison/hello-world.wav")
+
+
 def _write_clip(path: Path) -> str:
-    """A few seconds of speech: espeak-ng if installed, else the synthetic voice above."""
+    """A few seconds of speech: the real recording if installed, else espeak-ng, else the
+    synthetic voice above."""
+    if REAL_CLIP.exists():
+        shutil.copyfile(REAL_CLIP, path)
+        return "asterisk-core-sounds-en-wav"
     espeak = shutil.which("espeak-ng")
     if espeak:
         text = "The quick brown fox jumps over the lazy dog. Streaming codecs send tokens, not samples."
