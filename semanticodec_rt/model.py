@@ -229,7 +229,8 @@ class SemantiCodec(nn.Module):
             steps, cfg_scale, eta: DDIM settings; default to the config's sampler (reference:
                 50 steps, guidance 2.0, eta 1.0).
             seed: noise seed; window w uses noise derived from (seed, w) only.
-            noise: override the noise per window (tests inject the reference's noise).
+            noise: override the noise per window (official configs; tests inject the
+                reference's noise).
             windows_per_batch: decoder windows sampled together (memory vs speed).
             progress: show a progress bar over windows.
             n_samples: cut the output to this many samples (the input length, which a
@@ -246,29 +247,35 @@ class SemantiCodec(nn.Module):
         eta = s.eta if eta is None else float(eta)
         if windows_per_batch < 1:
             raise ValueError(f"windows_per_batch must be >= 1, got {windows_per_batch}")
-        b, n_tok, _ = tokens.shape
+        self.decoder.stage_times.clear()
         if self.cfg.stream is not None:
-            self.decoder.stage_times.clear()
+            if noise is not None:
+                raise ValueError("noise injection is only supported for the official configs")
             out = rt_compute.decode_units_offline(
                 self, tokens, seed=seed, steps=steps, eta=eta, cfg_scale=cfg_scale,
                 windows_per_batch=max(windows_per_batch, 8),
             )
-            self.last_timings = dict(self.decoder.stage_times)
-            return out[..., :n_samples].contiguous() if n_samples is not None else out
+        else:
+            out = self._decode_official(tokens, steps, eta, cfg_scale, seed, noise, windows_per_batch, progress)
+        self.last_timings = dict(self.decoder.stage_times)
+        if n_samples is not None:
+            out = out[..., :n_samples]
+        return out.contiguous()
+
+    def _decode_official(self, tokens, steps, eta, cfg_scale, seed, noise, windows_per_batch, progress):
+        """The reference windowing: 10.24 s windows at a 9.6 s stride, overlap-add, trim."""
+        b, n_tok, _ = tokens.shape
         windows = lengths.decoder_windows(n_tok, self.token_rate)
         n_steps = len(self.decoder.ddim(steps, eta))
         if noise is None:
             noise = self._seeded_noise(seed, b, n_steps)
-        self.decoder.stage_times.clear()
         outputs: list[torch.Tensor] = []
         groups = [windows[i : i + windows_per_batch] for i in range(0, len(windows), windows_per_batch)]
         bar = _progress(len(windows), progress)
         first = 0
         for group in groups:
             idx = range(first, first + len(group))
-            feats = [
-                self.decoder_feature(tokens[:, start : start + length]) for start, length in group
-            ]
+            feats = [self.decoder_feature(tokens[:, start : start + length]) for start, length in group]
             noises = [noise(w) for w in idx]
             x_T = torch.cat([x for x, _ in noises]).to(self.device)
 
@@ -282,11 +289,7 @@ class SemantiCodec(nn.Module):
             bar.update(len(group))
         bar.close()
         with self.decoder.stage_times.stage("overlap-add"):
-            out = trim_waveform(overlap_add(outputs), n_tok, self.token_rate)
-        self.last_timings = dict(self.decoder.stage_times)
-        if n_samples is not None:
-            out = out[..., :n_samples]
-        return out.contiguous()
+            return trim_waveform(overlap_add(outputs), n_tok, self.token_rate)
 
     def decoder_feature(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[B, T, 2]`` ids -> ``[B, T, 2F]`` decoder features ([acoustic || semantic])."""
