@@ -106,6 +106,7 @@ class LatentDiffusionDecoder(nn.Module):
         eta: float = 1.0,
         cfg_scale: float = 2.0,
         trace: dict | None = None,
+        separate_guidance: bool = False,
     ) -> torch.Tensor:
         """Sample one window per batch item.
 
@@ -116,6 +117,8 @@ class LatentDiffusionDecoder(nn.Module):
             step_noise: ``i -> [B, 8, 256, 16]`` noise of sampling step i (needed if eta > 0).
             steps, eta, cfg_scale: DDIM settings (reference: 50, 1.0, 2.0).
             trace: optional dict that receives ``latent_in``, ``latent``, ``mel``.
+            separate_guidance: two UNet calls per step instead of one batch (the reference's
+                formulation, for benchmarks).
         Returns:
             ``[B, 1, 160 * window_frames + 32]`` waveform of the window.
         """
@@ -133,6 +136,7 @@ class LatentDiffusionDecoder(nn.Module):
                 self.sqrt_one_minus_alphas_cumprod,
                 cfg_scale=cfg_scale,
                 step_noise=step_noise,
+                separate_guidance=separate_guidance,
             )
         with times.stage("vae"):
             mel = self.latent_to_mel(z)

@@ -221,6 +221,7 @@ class SemantiCodec(nn.Module):
         windows_per_batch: int = 1,
         progress: bool = False,
         n_samples: int | None = None,
+        separate_guidance: bool = False,
     ) -> torch.Tensor:
         """Tokens -> waveform ``[B, 1, n]`` at 16 kHz, float32 on the CPU.
 
@@ -235,6 +236,8 @@ class SemantiCodec(nn.Module):
             progress: show a progress bar over windows.
             n_samples: cut the output to this many samples (the input length, which a
                 bitstream header carries).
+            separate_guidance: guidance as two UNet calls per step (the reference's
+                formulation; for benchmarks).
         Returns:
             ``[B, 1, n]``: official configs n = ``int(((L/8) * 16 * 0.01 * K) * 16000)`` (the
             reference trim); rt presets n = L / T_u units of 160 ms (or 320 ms); both cut to
@@ -253,16 +256,19 @@ class SemantiCodec(nn.Module):
                 raise ValueError("noise injection is only supported for the official configs")
             out = rt_compute.decode_units_offline(
                 self, tokens, seed=seed, steps=steps, eta=eta, cfg_scale=cfg_scale,
-                windows_per_batch=max(windows_per_batch, 8),
+                windows_per_batch=max(windows_per_batch, 8), separate_guidance=separate_guidance,
             )
         else:
-            out = self._decode_official(tokens, steps, eta, cfg_scale, seed, noise, windows_per_batch, progress)
+            out = self._decode_official(
+                tokens, steps, eta, cfg_scale, seed, noise, windows_per_batch, progress, separate_guidance
+            )
         self.last_timings = dict(self.decoder.stage_times)
         if n_samples is not None:
             out = out[..., :n_samples]
         return out.contiguous()
 
-    def _decode_official(self, tokens, steps, eta, cfg_scale, seed, noise, windows_per_batch, progress):
+    def _decode_official(self, tokens, steps, eta, cfg_scale, seed, noise, windows_per_batch, progress,
+                         separate_guidance=False):
         """The reference windowing: 10.24 s windows at a 9.6 s stride, overlap-add, trim."""
         b, n_tok, _ = tokens.shape
         windows = lengths.decoder_windows(n_tok, self.token_rate)
@@ -283,7 +289,10 @@ class SemantiCodec(nn.Module):
                 return torch.cat([f(i) for _, f in noises]).to(self.device)
 
             feature = torch.cat([fill_window(f, self.cfg.tokens_per_window) for f in feats])
-            wave = self.decoder.generate(feature, x_T, step_noise, steps=steps, eta=eta, cfg_scale=cfg_scale)
+            wave = self.decoder.generate(
+                feature, x_T, step_noise, steps=steps, eta=eta, cfg_scale=cfg_scale,
+                separate_guidance=separate_guidance,
+            )
             outputs.extend(wave.float().cpu().split(b))
             first += len(group)
             bar.update(len(group))

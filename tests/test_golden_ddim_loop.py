@@ -65,3 +65,15 @@ def test_generate_equals_loop(decoder):
     with torch.no_grad():
         wave = decoder.generate(feature, noise[0], lambda i: noise[1 + i], steps=10, eta=1.0, cfg_scale=2.0)
     assert_close(wave, z["out/loop/waveform"], atol(meta, "out/loop/waveform"), "waveform")
+
+
+def test_separate_guidance_calls_equal_batched(decoder):
+    """The reference's two batch-1 UNet calls per step give the batched result."""
+    z, meta = golden("ddim")
+    noise = torch.from_numpy(z["in/loop/noise"])
+    feature = torch.from_numpy(z["in/loop/quantized_feature"])[:, :300]
+    with torch.no_grad():
+        wave = decoder.generate(
+            feature, noise[0], lambda i: noise[1 + i], steps=10, eta=1.0, cfg_scale=2.0, separate_guidance=True
+        )
+    assert_close(wave, z["out/loop/waveform"], atol(meta, "out/loop/waveform"), "waveform")

@@ -140,6 +140,7 @@ def sample(
     cfg_scale: float = 2.0,
     step_noise: Callable[[int], torch.Tensor] | None = None,
     callback: Callable[[dict], None] | None = None,
+    separate_guidance: bool = False,
 ) -> torch.Tensor:
     """Run the DDIM loop from ``x_T`` down to the final latent.
 
@@ -154,6 +155,8 @@ def sample(
         step_noise: ``i -> [B, C, T, F]`` noise for sampling step ``i`` (0 = first step, the
             highest t).  Needed when any sigma is non-zero.
         callback: called after each step with ``{"i", "t", "x", "pred_x0", "v"}``.
+        separate_guidance: run the two guidance branches as two UNet calls (uncond, then
+            cond), the reference's formulation; kept for benchmarks.
     Returns:
         ``[B, C, T, F]`` final latent (pre-VAE, still scaled by the model's scale_factor).
     """
@@ -177,8 +180,11 @@ def sample(
         index = n - 1 - i
         t = int(schedule.timesteps[index])
         t_vec = torch.full((2 * batch if guided else batch,), t, dtype=torch.int64, device=x.device)
-        x_in = torch.cat([x, x], dim=0) if guided else x
-        out = denoiser(x_in, t_vec, ctx)
+        if guided and separate_guidance:
+            half = t_vec[:batch]
+            out = torch.cat([denoiser(x, half, uncond), denoiser(x, half, cond)], dim=0)
+        else:
+            out = denoiser(torch.cat([x, x], dim=0) if guided else x, t_vec, ctx)
         if guided:
             v_u, v_c = out.chunk(2, dim=0)
             v = cfg_combine(v_c, v_u, cfg_scale)

@@ -127,7 +127,7 @@ def unit_window(features: torch.Tensor, cfg: CodecConfig) -> torch.Tensor:
 
 
 def sample_windows(decoder, cfg: CodecConfig, windows: torch.Tensor, unit_index: list[int], *, seed: int,
-                   steps: int, eta: float, cfg_scale: float) -> torch.Tensor:
+                   steps: int, eta: float, cfg_scale: float, separate_guidance: bool = False) -> torch.Tensor:
     """Decode ``[N, Tw, 2F]`` unit windows -> ``[N, 1, window_samples]`` audio.
 
     ``unit_index[i]`` is the stream unit of window i; its noise depends on (seed, unit) only.
@@ -140,7 +140,9 @@ def sample_windows(decoder, cfg: CodecConfig, windows: torch.Tensor, unit_index:
     def step_noise(i: int) -> torch.Tensor:
         return torch.cat([z[1 + i] for z in noise]).to(windows.device)
 
-    wave = decoder.generate(windows, x_T, step_noise, steps=steps, eta=eta, cfg_scale=cfg_scale)
+    wave = decoder.generate(
+        windows, x_T, step_noise, steps=steps, eta=eta, cfg_scale=cfg_scale, separate_guidance=separate_guidance
+    )
     return wave[..., : window_samples(cfg)]
 
 
@@ -175,7 +177,8 @@ def emit_segment(cfg: CodecConfig, wave: torch.Tensor, prev_tail: torch.Tensor |
 
 
 def decode_units_offline(codec, tokens: torch.Tensor, *, seed: int, steps: int, eta: float,
-                         cfg_scale: float, windows_per_batch: int = 8) -> torch.Tensor:
+                         cfg_scale: float, windows_per_batch: int = 8,
+                         separate_guidance: bool = False) -> torch.Tensor:
     """Whole token sequences ``[B, L, 2]`` (L a multiple of T_u) -> audio ``[B, 1, units * US]``."""
     cfg = codec.cfg
     tu = cfg.tokens_per_unit
@@ -191,7 +194,7 @@ def decode_units_offline(codec, tokens: torch.Tensor, *, seed: int, steps: int, 
         windows = torch.cat([unit_window(feats[:, max(0, (u + 1) * tu - span) : (u + 1) * tu], cfg) for u in group])
         waves = sample_windows(
             codec.decoder, cfg, windows, [u for u in group for _ in range(b)],
-            seed=seed, steps=steps, eta=eta, cfg_scale=cfg_scale,
+            seed=seed, steps=steps, eta=eta, cfg_scale=cfg_scale, separate_guidance=separate_guidance,
         ).float().cpu()
         for i in range(len(group)):
             seg, tail = emit_segment(cfg, waves[i * b : (i + 1) * b], tail)
