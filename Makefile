@@ -14,6 +14,7 @@ setup: $(SETUP_STAMP)
 $(SETUP_STAMP): $(EXT_SOURCES)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install numpy scipy soundfile safetensors tqdm pybind11 ninja "cmake>=3.18" pytest pytest-benchmark
+	for p in pesq pystoi visqol-python libsvm-official ai-edge-litert numba pocketsphinx matplotlib; do $(PYTHON) -m pip install $$p || exit 1; done  # one per command (pip 23.2 resolver bug)
 	$(PYTHON) -m pip install --no-build-isolation --no-deps -e .
 	@mkdir -p $(dir $@) && touch $@
 

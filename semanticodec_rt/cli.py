@@ -6,6 +6,8 @@ Commands::
     semanticodec-rt decode    IN.scrt OUT.wav     tokens -> 16 kHz audio
     semanticodec-rt roundtrip IN.wav  OUT.wav     both, in memory
     semanticodec-rt info      FILE.scrt           what a .scrt holds (no model needed)
+    semanticodec-rt data build --out DIR --tier T  the offline training corpus (semanticodec_rt.data)
+    semanticodec-rt eval --ref DIR|MANIFEST       objective scores vs baselines (semanticodec_rt.eval)
 
 Without a command name the mode follows the suffixes, as in encodec's CLI: ``IN.wav OUT.scrt``
 encodes, ``IN.scrt OUT.wav`` decodes, ``IN.wav OUT.wav`` does both.
@@ -25,10 +27,11 @@ Expected failures print one line ``semanticodec-rt: error: <message>`` to stderr
   ``.scrt`` made by another model (:class:`ModelMismatchError`), an existing output without
   ``--force``, no model given and none shipped;
 * 1 -- the model cannot be loaded (:class:`CheckpointError`, :class:`CheckpointMismatchError`)
-  or the system refuses (an ``OSError`` such as a full disk).
+  or the system refuses (an ``OSError`` such as a full disk); for ``data``: a missing tool
+  (apt-get, dpkg-deb), an unreachable Debian mirror or another :class:`DataError`.
 
 Anything else is a bug and keeps its traceback.  This module imports torch only for commands that
-run the model, so ``info`` and ``--help`` start quickly.
+run the model, so ``info``, ``data`` and ``--help`` start quickly.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from .bitstream import (
 )
 
 PROG = "semanticodec-rt"
-COMMANDS = ("encode", "decode", "roundtrip", "info")
+COMMANDS = ("encode", "decode", "roundtrip", "info", "data", "eval", "bench")
 SAMPLE_RATE = 16000  # the codec's rate; decoded WAVs are written at it
 #: the model used when --model is omitted (not shipped yet)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default.safetensors"
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 0
     except CliError as e:
         return _fail(str(e), e.code)
-    if args.command != "info":
+    if args.command not in ("info", "data"):
         import torch
 
         # Denormal floats make the small models' CPU kernels ~20x slower; nothing here needs them.
@@ -218,6 +221,45 @@ examples:
     ),
 }
 
+_DATA_TEXTS = (
+    "training data: build the offline corpus from Debian packages",
+    """\
+Training data.  'data build' makes a 16 kHz corpus of real speech, music and sound
+effects from audio that ships in Debian main packages (see 'data build --help').
+""",
+    f"""\
+examples:
+  {PROG} data build --out corpus --tier smoke
+  {PROG} data build --out corpus --tier core --work /var/tmp/debs --jobs 2
+""",
+)
+
+_DATA_BUILD_TEXTS = (
+    "download Debian packages and build the 16 kHz FLAC corpus",
+    """\
+Download the tier's packages with 'apt-get download' (no root; run 'apt-get update'
+once before), unpack them with 'dpkg-deb -x', sort their audio files into speech, music
+and sfx by per-package path rules, and write 16 kHz mono 16-bit FLAC to
+OUT/{train,valid,test,test_unseen}/<class>/<package>/, with OUT/manifest.jsonl (path,
+cls, pkg, licence, src, orig_sr, dur, split, group) and OUT/summary.md + summary.json
+(hours per class and split).  Clips under 0.25 s or silent are dropped.  The split is
+90/5/5 by sha1 of a group key; held-out packages form test_unseen.
+
+Tiers: smoke (4 small packages, ~25 MB, a pipeline check: every class and a held-out
+package), core (~1.4 GB of .deb files, ~23 h), full (~3.8 GB, ~33 h).  .g722 and .wv
+files need ffmpeg; without it they are skipped with a warning.
+
+The build resumes: finished files are kept and a finished build re-runs as a no-op
+that writes the same manifest.
+""",
+    f"""\
+examples:
+  {PROG} data build --out corpus --tier smoke
+  {PROG} data build --out corpus --tier full --work /var/tmp/scrt-debs
+  {PROG} data build --out corpus --tier core --only klettres-data lomiri-sounds
+""",
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``semanticodec-rt COMMAND ...``."""
@@ -243,7 +285,34 @@ def build_parser() -> argparse.ArgumentParser:
             _add_encode_options(p)
         if name in ("decode", "roundtrip"):
             _add_decode_options(p)
+    _add_data_parser(sub)
+    _add_eval_parser(sub)
+    _add_bench_parser(sub)
     return parser
+
+
+def _add_data_parser(sub) -> None:
+    from .data.packages import TIERS
+
+    summary, description, epilog = _DATA_TEXTS
+    p = sub.add_parser("data", help=summary, description=description, epilog=epilog,
+                       formatter_class=_FORMATTER)
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", title="subcommands",
+                            required=True)
+    summary, description, epilog = _DATA_BUILD_TEXTS
+    b = dsub.add_parser("build", help=summary, description=description, epilog=epilog,
+                        formatter_class=_FORMATTER)
+    b.set_defaults(func=cmd_data_build)
+    b.add_argument("--out", required=True, metavar="DIR", help="the corpus folder (created if needed)")
+    b.add_argument("--tier", required=True, choices=TIERS, help="which packages (see above)")
+    b.add_argument("--work", metavar="DIR",
+                   help="downloads and extractions (default OUT/.work); reused by later builds")
+    b.add_argument("--jobs", type=_positive_int, default=2, metavar="N",
+                   help="conversion processes (default 2)")
+    b.add_argument("--only", nargs="+", metavar="PKG",
+                   help="process just these packages of the tier (the manifest keeps the others "
+                        "already built in OUT)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
 
 
 def _suffix_parser() -> argparse.ArgumentParser:
@@ -400,6 +469,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from .data import DataError
+    from .data.build import Options, build, select_packages
+
+    try:
+        select_packages(args.tier, args.only)  # a bad --only is a command-line error
+    except DataError as e:
+        raise CliError(f"--only: {e}") from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {args.out}: is a file, not a folder")
+    if args.work is not None and Path(args.work).exists() and not Path(args.work).is_dir():
+        raise CliError(f"--work {args.work}: is a file, not a folder")
+    opts = Options(
+        out=out, tier=args.tier, work=None if args.work is None else Path(args.work),
+        jobs=args.jobs, only=args.only, progress=_progress_enabled(args),
+        log=(lambda s: None) if args.quiet else (lambda s: print(s, flush=True)),
+        warn=lambda s: print(f"{PROG}: warning: {s}", file=sys.stderr, flush=True),
+    )
+    build(opts)
     return 0
 
 
@@ -622,6 +714,116 @@ class _WavWriter:
         self._f.close()
 
 
+# -- eval ------------------------------------------------------------------------------------------
+_EVAL_TEXTS = (
+    "score the codec (and baseline codecs) against reference audio",
+    """\
+Code every reference clip with the model and with baseline codecs, align each decode to
+its original and score it: STOI, ESTOI, PESQ-WB, ViSQOL (speech mode, lattice mapping
+pinned), log-mel L1, SI-SDR, and WER (pocketsphinx en-us) for English clips with a
+transcript (sidecar NAME.txt or a manifest 'text' field).  Writes OUT/clips.csv (per clip),
+OUT/summary.md + summary.json (per class and codec: hours, bitrate from bitstream bytes,
+mean scores) and PNG figures (spectrograms, bitrate vs quality).
+
+--ref is a corpus folder with manifest.jsonl (default split: test), the manifest itself,
+or any folder of audio files (class from a speech/music/sfx path component).  With
+--decoded DIR the files there (same relative paths, any audio suffix) are scored instead
+of coding: any codec can be compared.  Baselines run as programs: codec2:MODE (c2enc/c2dec,
+MODE 3200 2400 1600 1400 1300 1200 700C) and opus:KBPS (opusenc/opusdec, 6-256).
+""",
+    f"""\
+examples:
+  {PROG} eval --ref corpus --model mymodel.safetensors --out eval-report
+  {PROG} eval --ref corpus/manifest.jsonl --model none --baselines codec2:1400,opus:6
+  {PROG} eval --ref clips --max-clips 20 --classes speech --model official:~/semanticodec
+  {PROG} eval --ref clips --decoded other_codec_out --label other --kbps 1.5
+""",
+)
+
+
+def _add_eval_parser(sub) -> None:
+    summary, description, epilog = _EVAL_TEXTS
+    p = sub.add_parser("eval", help=summary, description=description, epilog=epilog,
+                       formatter_class=_FORMATTER)
+    p.set_defaults(func=cmd_eval)
+    p.add_argument("--ref", required=True, metavar="DIR|MANIFEST", help="the reference clips")
+    p.add_argument("--decoded", metavar="DIR",
+                   help="score these already-decoded files (matched to --ref by relative path)")
+    p.add_argument("--label", metavar="NAME", help="codec name of --decoded (default: the folder name)")
+    p.add_argument("--kbps", type=float, metavar="K", help="bitrate of --decoded, for the report")
+    p.add_argument("--split", choices=("train", "valid", "test", "test_unseen", "all"),
+                   help="which split (default: test for a manifest, all for a folder)")
+    p.add_argument("--classes", metavar="LIST", help="comma-separated, e.g. speech,music (default: all)")
+    p.add_argument("--max-clips", type=_positive_int, metavar="N",
+                   help="at most N clips, classes taken in turn")
+    p.add_argument("--max-seconds", type=float, default=30.0, metavar="S",
+                   help="score the first S seconds of longer clips (default 30; 0: whole clips)")
+    p.add_argument("--model", metavar="SPEC",
+                   help=_MODEL_HELP + " 'none': baselines only (the default with --decoded).")
+    p.add_argument("--random-weights-ok", action="store_true",
+                   help="allow --model preset:NAME (random weights: noise out; for tests)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
+    p.add_argument("--steps", type=_positive_int, metavar="N",
+                   help="diffusion steps (default: the model's, 4 for rt presets)")
+    p.add_argument("--seed", type=int, default=0, help="decoder noise seed (default 0)")
+    p.add_argument("--baselines", metavar="LIST",
+                   help="comma-separated codec specs or 'none' (default codec2:1400,codec2:700C,opus:6; "
+                        "none with --decoded)")
+    p.add_argument("--metrics", metavar="LIST",
+                   help="stoi,estoi,pesq_wb,visqol,logmel,si_sdr,wer or all (default all)")
+    p.add_argument("--out", default="eval-report", metavar="DIR",
+                   help="report folder (default eval-report)")
+    p.add_argument("--save-audio", action="store_true", help="also write every aligned decode to OUT/audio/")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite a report already in --out")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval import EvalError
+    from .eval.baselines import parse_specs
+    from .eval.metrics import parse_metric_names
+    from .eval.run import EvalOptions, run_eval
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {args.out}: is a file, not a folder")
+    if (out / "summary.json").exists() and not args.force:
+        raise CliError(f"--out {args.out}: holds a report already (use -f/--force to overwrite)")
+    if args.max_seconds < 0:
+        raise CliError("--max-seconds must be >= 0")
+    classes = None
+    if args.classes:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    try:
+        metrics = parse_metric_names(args.metrics)
+    except ValueError as e:
+        raise CliError(f"--metrics: {e}") from None
+    model_spec = args.model
+    if model_spec is None and args.decoded is not None:
+        model_spec = "none"
+    default_baselines = None if args.decoded is not None else "codec2:1400,codec2:700C,opus:6"
+    try:
+        baselines = parse_specs(args.baselines if args.baselines is not None else default_baselines)
+        opts = EvalOptions(
+            ref=Path(args.ref), out=out, split=args.split, classes=classes, max_clips=args.max_clips,
+            max_seconds=args.max_seconds, baselines=baselines, model_spec=model_spec, steps=args.steps,
+            seed=args.seed, decoded=None if args.decoded is None else Path(args.decoded),
+            decoded_label=args.label, decoded_kbps=args.kbps, metrics=metrics, save_audio=args.save_audio,
+            progress=_progress_enabled(args),
+            log=(lambda s: None) if args.quiet else (lambda s: print(s, flush=True)),
+            warn=lambda s: print(f"{PROG}: warning: {s}", file=sys.stderr, flush=True),
+        )
+        codec = None
+        if model_spec is None or model_spec.lower() != "none":
+            args.model = model_spec
+            codec = load_codec(args)
+            opts.model_spec = model_spec or str(DEFAULT_MODEL)
+        run_eval(opts, codec)
+    except EvalError as e:
+        raise CliError(str(e), e.code) from None
+    return 0
+
+
 # -- files, messages, progress -----------------------------------------------------------------------
 def _input_path(text: str) -> Path:
     path = Path(text)
@@ -704,9 +906,80 @@ def _error_code(e: BaseException) -> int | None:
     if isinstance(e, input_errors):  # ModelMismatchError is a BitstreamError
         return 2
     model_errors = (*_classes("checkpoint", "CheckpointError"),
-                    *_classes("official", "CheckpointMismatchError"))
+                    *_classes("official", "CheckpointMismatchError"),
+                    *_classes("data", "DataError"),
+                    *_classes("data.manifest", "ManifestError"))
     if isinstance(e, model_errors):
         return 1
     if isinstance(e, OSError):
         return 1
     return None
+
+
+# -- bench ------------------------------------------------------------------------------------------
+_BENCH_DESCRIPTION = """\
+Time encode + decode of one model in two formulations, in one process, on the same weights and
+input: the reference (50 DDIM steps at eta 1, guidance as two UNet calls per step, lookups as a
+full distance matrix) and ours (fused nearest-centroid kernel, guidance as one batch) at each
+--steps count.  Prints real-time factors (compute s per audio s), peak memory, algorithmic
+latency and the speed-up over the reference.  Random weights are fine for speed."""
+_BENCH_EPILOG = """\
+examples:
+  semanticodec-rt bench --quick
+  semanticodec-rt bench --model preset:official-r100-v32768 --random-weights-ok --steps 1,4,10 --seconds 12
+  semanticodec-rt bench --model model.safetensors --steps 1,2,4 --threads 1"""
+
+
+def _add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="speed of the reference formulation vs ours",
+                       description=_BENCH_DESCRIPTION, epilog=_BENCH_EPILOG, formatter_class=_FORMATTER)
+    p.set_defaults(func=cmd_bench)
+    p.add_argument("--model", metavar="SPEC", help=_MODEL_HELP)
+    p.add_argument("--random-weights-ok", action="store_true",
+                   help="allow --model preset:NAME (random weights are fine for timing)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs")
+    p.add_argument("--steps", default="1,2,4,10,50", metavar="LIST", help="our step counts (default 1,2,4,10,50)")
+    p.add_argument("--reference-steps", type=_positive_int, default=50, metavar="N",
+                   help="DDIM steps of the reference formulation (default 50, as published)")
+    p.add_argument("--seconds", type=float, default=12.0, metavar="S", help="length of the test signal")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="torch CPU threads")
+    p.add_argument("--quick", action="store_true",
+                   help="a few seconds: rt-tiny with random weights (unless --model), 2 s, steps 1, reference 4")
+    p.add_argument("--out", metavar="FILE.md", help="also write the table here")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the table and the ratio line")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        steps = [int(x) for x in args.steps.split(",") if x.strip()]
+    except ValueError:
+        raise CliError(f"--steps: expected comma-separated integers, got {args.steps!r}") from None
+    if not steps or min(steps) < 1:
+        raise CliError("--steps: give at least one positive step count")
+    seconds, ref_steps = args.seconds, args.reference_steps
+    if args.quick:
+        if args.model is None:
+            args.model, args.random_weights_ok = "preset:rt-tiny-r100", True
+        seconds, steps, ref_steps = min(seconds, 2.0), [1], min(ref_steps, 4)
+    if seconds <= 0:
+        raise CliError("--seconds must be > 0")
+    codec = load_codec(args)
+    _say(args, f"bench {codec.cfg.name} on {args.device}, {torch.get_num_threads()} threads, {seconds:g} s signal")
+    rows = bench.run(codec, seconds=seconds, steps=steps, reference_steps=ref_steps,
+                     progress=lambda r: _say(args, f"  {r.mode} {r.steps} steps: decode RTF {r.decode_rtf:.3f}"))
+    table = bench.format_table(rows)
+    best = min(rows[1:], key=lambda r: r.decode_rtf)
+    ratio = (f"ratio: decode {rows[0].decode_rtf / best.decode_rtf:.2f}x faster than the reference "
+             f"({best.steps} steps vs {rows[0].steps}, guidance batched vs 2 calls); encode "
+             f"{rows[0].encode_rtf / best.encode_rtf:.2f}x")
+    print(table)
+    print(ratio)
+    if args.out:
+        Path(args.out).write_text(table + "\n\n" + ratio + "\n")
+    return 0

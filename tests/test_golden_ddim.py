@@ -77,3 +77,12 @@ def test_step_requires_noise_when_stochastic():
         ddim_step_v(x, x, 0.5, 0.5, 0.9, 0.1, None)
     # eta = 0 (sigma 0) is deterministic and needs no noise
     ddim_step_v(x, x, 0.5, 0.5, 0.9, 0.0, None)
+
+
+@pytest.mark.parametrize("steps", [3, 9, 1000])
+def test_unusable_step_counts_raise_clearly(steps):
+    """Where c = 1000 // S divides 999 the last timestep would be 1000 (the reference crashes)."""
+    from semanticodec_rt.diffusion.ddim import ddim_timesteps
+
+    with pytest.raises(ValueError, match="not usable"):
+        ddim_timesteps(steps)

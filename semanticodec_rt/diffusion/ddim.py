@@ -55,7 +55,15 @@ def ddim_timesteps(steps: int, num_timesteps: int = 1000) -> torch.Tensor:
     if not 1 <= steps <= num_timesteps:
         raise ValueError(f"steps must be in [1, {num_timesteps}], got {steps}")
     c = num_timesteps // steps
-    return torch.arange(0, num_timesteps, c, dtype=torch.int64) + 1
+    ts = torch.arange(0, num_timesteps, c, dtype=torch.int64) + 1
+    if int(ts[-1]) >= num_timesteps:
+        # c divides T - 1 (steps 3, 9, 27, 37, 111, 333, 1000): the last timestep is T, past the
+        # schedule.  The reference crashes with an IndexError there; say so clearly instead.
+        raise ValueError(
+            f"steps={steps} is not usable with the uniform DDIM schedule (it would need timestep "
+            f"{int(ts[-1])} of {num_timesteps}); use {steps - 1} or {steps + 1}"
+        )
+    return ts
 
 
 def ddim_schedule(alphas_cumprod: torch.Tensor, steps: int, eta: float = 1.0) -> DDIMSchedule:
