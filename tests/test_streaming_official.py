@@ -65,8 +65,8 @@ class GenerateMemo:
         self.enabled = True
         self.hits = self.misses = 0
 
-    def _key(self, feature, x_T, step_noise, steps, eta, cfg_scale) -> str:
-        h = hashlib.sha256(repr((int(steps), float(eta), float(cfg_scale))).encode())
+    def _key(self, feature, x_T, step_noise, steps, eta, cfg_scale, separate_guidance) -> str:
+        h = hashlib.sha256(repr((int(steps), float(eta), float(cfg_scale), bool(separate_guidance))).encode())
         tensors = [feature, x_T]
         if step_noise is not None:
             tensors += [step_noise(i) for i in range(len(self.decoder.ddim(steps, eta)))]
@@ -76,17 +76,17 @@ class GenerateMemo:
             h.update(t.numpy().tobytes())
         return h.hexdigest()
 
-    def __call__(self, feature, x_T, step_noise, steps=50, eta=1.0, cfg_scale=2.0, trace=None):
+    def __call__(self, feature, x_T, step_noise, steps=50, eta=1.0, cfg_scale=2.0, trace=None,
+                 separate_guidance=False):
+        kw = dict(steps=steps, eta=eta, cfg_scale=cfg_scale, separate_guidance=separate_guidance)
         if not self.enabled or trace is not None:
-            return self.orig(
-                feature, x_T, step_noise, steps=steps, eta=eta, cfg_scale=cfg_scale, trace=trace
-            )
-        key = self._key(feature, x_T, step_noise, steps, eta, cfg_scale)
+            return self.orig(feature, x_T, step_noise, trace=trace, **kw)
+        key = self._key(feature, x_T, step_noise, steps, eta, cfg_scale, separate_guidance)
         if key in self.cache:
             self.hits += 1
             return self.cache[key].clone()
         self.misses += 1
-        out = self.orig(feature, x_T, step_noise, steps=steps, eta=eta, cfg_scale=cfg_scale)
+        out = self.orig(feature, x_T, step_noise, **kw)
         self.cache[key] = out.clone()
         return out
 
