@@ -288,3 +288,13 @@ def test_eval_errors_are_one_line(tiny, tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("semanticodec-rt: error:") and text in err[0], (args, err)
     assert cli.main(["eval", "--help"]) == 0
     assert "--decoded" in capsys.readouterr().out
+
+
+def test_baselines_are_repeatable():
+    """Same input, same decode: sox's random dither is off (-D), so scores and alignments repeat."""
+    from semanticodec_rt.eval.baselines import run_baseline
+
+    x = 0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR) + 0.01 * np.random.default_rng(0).standard_normal(2 * SR)
+    a, b = run_baseline("codec2:1400", x, SR), run_baseline("codec2:1400", x, SR)
+    a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)
+    assert np.array_equal(a, b)

@@ -9,9 +9,10 @@ the **actual** bitrate, ``bitstream file bytes * 8 / duration`` -- container ove
 codes at 1400 bit/s and 700C at 800 bit/s).  The commands are those of
 ``shared/notes/data_metrics_baselines.md`` section 5::
 
-    sox in16.wav -r 8000 -t raw -e signed -b 16 -c 1 in8k.raw          # codec2 is 8 kHz
+    sox -D in16.wav -r 8000 -t raw -e signed -b 16 -c 1 in8k.raw       # codec2 is 8 kHz; -D: no
+                                                                        # random dither (repeatable)
     c2enc MODE in8k.raw out.bit ; c2dec MODE out.bit dec8k.raw
-    sox -t raw -r 8000 -e signed -b 16 -c 1 dec8k.raw -r 16000 dec.wav
+    sox -D -t raw -r 8000 -e signed -b 16 -c 1 dec8k.raw -r 16000 dec.wav
     opusenc --bitrate KBPS in16.wav out.opus ; opusdec --rate 16000 out.opus dec.wav
 
 A missing program raises :class:`~semanticodec_rt.eval.EvalError` naming the Debian package.
@@ -159,10 +160,10 @@ def run_baseline(spec: str | Baseline, audio, sr: int = SAMPLE_RATE, workdir: st
         _write_wav(src, x, SAMPLE_RATE)
         if b.kind == "codec2":
             raw8, bits, dec8, dec = d / "in8k.raw", d / "out.bit", d / "dec8k.raw", d / "dec.wav"
-            _run(["sox", str(src), "-r", "8000", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", str(raw8)], b)
+            _run(["sox", "-D", str(src), "-r", "8000", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", str(raw8)], b)
             _run(["c2enc", b.setting, str(raw8), str(bits)], b)
             _run(["c2dec", b.setting, str(bits), str(dec8)], b)
-            _run(["sox", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", str(dec8),
+            _run(["sox", "-D", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", str(dec8),
                   "-r", "16000", str(dec)], b)
         else:
             bits, dec = d / "out.opus", d / "dec.wav"
