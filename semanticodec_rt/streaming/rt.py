@@ -228,24 +228,11 @@ class RTStreamingDecoder:
         keep = (rc.decoder_units(cfg) - 1) * tu
         hist = feats.new_zeros(feats.shape[0], 0, feats.shape[2]) if st.history is None else st.history
         allf = torch.cat([hist, feats], dim=1)
-        off = hist.shape[1]
-        windows = [
-            rc.unit_window(allf[:, max(0, off + (i + 1) * tu - keep - tu) : off + (i + 1) * tu], cfg)
-            for i in range(n_units)
-        ]
         units = list(range(st.next_unit, st.next_unit + n_units))
-        b = self.batch_size
-        # window-major batch: [unit0 items..., unit1 items...]
-        batch = torch.cat(windows, dim=0)
-        noise_units = [u for u in units for _ in range(b)]
-        waves = rc.sample_windows(
-            self.codec.decoder, cfg, batch, noise_units,
+        out, st.tail = rc.decode_unit_group(
+            self.codec, allf, hist.shape[1], units, st.tail,
             seed=self.seed, steps=self.steps, eta=self.eta, cfg_scale=self.cfg_scale,
-        ).float().cpu()
-        out = []
-        for i in range(n_units):
-            seg, st.tail = rc.emit_segment(cfg, waves[i * b : (i + 1) * b], st.tail)
-            out.append(seg)
+        )
         st.history = allf[:, allf.shape[1] - keep :] if keep else None
         st.next_unit += n_units
         return self._limit(torch.cat(out, dim=-1))

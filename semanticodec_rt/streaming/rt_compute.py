@@ -186,19 +186,44 @@ def decode_units_offline(codec, tokens: torch.Tensor, *, seed: int, steps: int, 
     if length % tu:
         raise ValueError(f"{cfg.name} decodes whole units of {tu} positions; got {length} positions")
     feats = codec.decoder_feature(tokens)
-    span = decoder_units(cfg) * tu
     units = length // tu
     out, tail = [], None
     for first in range(0, units, windows_per_batch):
-        group = range(first, min(units, first + windows_per_batch))
-        windows = torch.cat([unit_window(feats[:, max(0, (u + 1) * tu - span) : (u + 1) * tu], cfg) for u in group])
-        waves = sample_windows(
-            codec.decoder, cfg, windows, [u for u in group for _ in range(b)],
+        group = list(range(first, min(units, first + windows_per_batch)))
+        segs, tail = decode_unit_group(
+            codec, feats, first * tu, group, tail,
             seed=seed, steps=steps, eta=eta, cfg_scale=cfg_scale, separate_guidance=separate_guidance,
-        ).float().cpu()
-        for i in range(len(group)):
-            seg, tail = emit_segment(cfg, waves[i * b : (i + 1) * b], tail)
-            out.append(seg)
+        )
+        out.extend(segs)
     if tail is not None:
         out.append(tail)
     return torch.cat(out, dim=-1) if out else torch.zeros(b, 1, 0)
+
+
+def decode_unit_group(codec, feats: torch.Tensor, offset: int, units: list[int], tail: torch.Tensor | None,
+                      **sampling) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Decode consecutive units in one UNet batch and mix them into the output.
+
+    Args:
+        feats: ``[B, T, 2F]`` features; unit ``units[i]`` ends at position
+            ``offset + (i + 1) T_u`` and its window reaches back up to ``decoder_units - 1``
+            units before that (fewer at the stream start: -1 filled).
+        units: stream indices of the units (they name the noise).
+        tail: the crossfade tail of the unit before ``units[0]`` (None at the stream start).
+        sampling: ``seed, steps, eta, cfg_scale[, separate_guidance]`` for :func:`sample_windows`.
+    Returns:
+        ``(segments, tail)``: one ``[B, 1, n]`` segment per unit and the new tail.
+    """
+    cfg = codec.cfg
+    tu, b = cfg.tokens_per_unit, feats.shape[0]
+    span = decoder_units(cfg) * tu
+    ends = [offset + (i + 1) * tu for i in range(len(units))]
+    windows = torch.cat([unit_window(feats[:, max(0, end - span) : end], cfg) for end in ends])
+    # window-major batch: [unit0 items..., unit1 items...]
+    waves = sample_windows(codec.decoder, cfg, windows, [u for u in units for _ in range(b)], **sampling)
+    waves = waves.float().cpu()
+    segments = []
+    for i in range(len(units)):
+        seg, tail = emit_segment(cfg, waves[i * b : (i + 1) * b], tail)
+        segments.append(seg)
+    return segments, tail
