@@ -3,7 +3,7 @@
 :func:`main` parses the command line (a command name first, or two paths whose suffixes give the
 mode), runs the command and turns expected failures into one line on stderr and an exit status;
 the commands themselves live in :mod:`.codec_cmds`, :mod:`.data_cmd`, :mod:`.eval_cmd` and
-:mod:`.bench_cmd`, and are imported only when the parser is built.
+:mod:`.bench_cmd` and :mod:`.train_cmd`, and are imported only when the parser is built.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .. import __version__
 from ..bitstream import BitstreamError
 
 PROG = "semanticodec-rt"
-COMMANDS = ("encode", "decode", "roundtrip", "info", "data", "eval", "bench")
+COMMANDS = ("encode", "decode", "roundtrip", "info", "data", "eval", "bench", "train")
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
 MODEL_HELP = (
@@ -118,7 +118,7 @@ empty audio, corrupt .scrt, .scrt from another model, output exists without -f);
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``semanticodec-rt COMMAND ...``."""
-    from . import bench_cmd, codec_cmds, data_cmd, eval_cmd
+    from . import bench_cmd, codec_cmds, data_cmd, eval_cmd, train_cmd
 
     parser = _Parser(prog=PROG, description=_MAIN_DESCRIPTION, epilog=_MAIN_EPILOG,
                      formatter_class=FORMATTER)
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
+    train_cmd.add_parser(sub)
     return parser
 
 

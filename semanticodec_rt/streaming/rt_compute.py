@@ -84,6 +84,13 @@ def acoustic_step(encoder, rep: torch.Tensor, state):
 
 def encode_units_offline(encoder, cfg: CodecConfig, samples: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     """Whole signals ``[B, n]`` (16 kHz) -> tokens ``[B, units * T_u, 2]``, all units batched."""
+    tokens, _ = acoustic_step(encoder, unit_representation(encoder, cfg, samples, chunk), None)
+    return tokens
+
+
+def unit_representation(encoder, cfg: CodecConfig, samples: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Whole signals ``[B, n]`` -> the ViT token features of every unit ``[B, units * T_u, F]``
+    (each unit seen through its own context/lookahead window, as the stream sees it)."""
     st = cfg.stream
     b, n = samples.shape
     units = units_for_samples(cfg, n)
@@ -97,9 +104,7 @@ def encode_units_offline(encoder, cfg: CodecConfig, samples: torch.Tensor, chunk
     windows = columns.unfold(1, w_cols, cfg.unit_columns).permute(0, 1, 4, 2, 3)  # [B, U, w, 16, 128]
     flat = windows.reshape(b * units, w_cols, cfg.vit.patch, -1)
     feats = torch.cat([semantic_features(encoder, cfg, flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)])
-    rep = feats.reshape(b, units * cfg.tokens_per_unit, -1)
-    tokens, _ = acoustic_step(encoder, rep, None)
-    return tokens
+    return feats.reshape(b, units * cfg.tokens_per_unit, -1)
 
 
 # -- decoder -------------------------------------------------------------------------------------

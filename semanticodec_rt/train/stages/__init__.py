@@ -1,0 +1,23 @@
+"""The training stages, in pipeline order (see :mod:`semanticodec_rt.train`)."""
+
+from __future__ import annotations
+
+
+def stage_class(name: str):
+    """The :class:`~.base.Stage` subclass of a stage name (imported on demand)."""
+    if name == "mae":
+        from .mae import MAEStage as cls
+    elif name == "kmeans":
+        from .kmeans import KMeansStage as cls
+    elif name == "vae":
+        from .vae import VAEStage as cls
+    elif name == "vocoder":
+        from .vocoder import VocoderStage as cls
+    elif name == "ldm":
+        from .ldm import LDMStage as cls
+    else:
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    return cls
+
+
+STAGES = ("mae", "kmeans", "vae", "vocoder", "ldm")
