@@ -283,3 +283,39 @@ def test_cli_train_export_and_codec_roundtrip(pipeline, corpus, tmp_path, capsys
     assert tokens.shape[-1] == 2 and int(tokens[..., 0].max()) < 32 and int(tokens[..., 1].max()) < 32
     wave = codec.decode(tokens, steps=2)
     assert wave.shape[-1] > 0.9 * audio.shape[-1] and torch.isfinite(wave).all()
+
+
+# -- quality-check tools -----------------------------------------------------------------------------
+def test_probe_separates_labels_carried_by_the_ids():
+    """Synthetic ids: the class decides which ids occur in stream A, stream B is noise."""
+    from semanticodec_rt.train.probe import ClipIds, language_of, probe
+
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(120):
+        cls = ("speech", "music", "sfx")[i % 3]
+        a = rng.integers(0, 10, 50) + 10 * (i % 3)
+        b = rng.integers(0, 30, 50)
+        clips.append(ClipIds("train" if i < 90 else "test", cls, "pkg", a, b))
+    good = probe(clips, "class", "semantic", 30)
+    bad = probe(clips, "class", "acoustic", 30)
+    assert good["accuracy"] == 1.0 and bad["accuracy"] < 0.6
+    assert good["test_clips"] == 30 and good["classes"] == 3
+    assert language_of("asterisk-core-sounds-ru-g722") == "ru" and language_of("fillets-ng-data-cs") == "cs"
+    assert language_of("hedgewars-data") is None
+
+
+def test_copy_synthesis_shapes(pipeline, corpus, tmp_path):
+    from semanticodec_rt.train.copysynth import CopySynthesis
+
+    run = tmp_path / "run"
+    (run / "vae").mkdir(parents=True)
+    for name in ("final.safetensors", "config.json"):
+        (run / "vae" / name).symlink_to(pipeline / "vae" / name)
+    _run("vocoder", smoke("vocoder.steps=2"), corpus, run)
+    synth = CopySynthesis(run)
+    for n in (1000, 3200, 16000):
+        x = torch.randn(2, n) * 0.1
+        for mode in ("vae+vocoder", "vocoder"):
+            y = synth(x, mode)
+            assert y.shape == (2, n) and torch.isfinite(y).all()
