@@ -10,8 +10,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "nearest_centroid.h"
+#include "sampler_step.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -92,6 +94,46 @@ int openmp_max_threads() {
 
 }  // namespace
 
+namespace {
+
+// The fused sampler step over arrays of any shape (all shaped like x_t).
+py::tuple sampler_step(const py::array& x_t, const py::array& v_cond,
+                       const std::optional<py::array>& v_uncond,
+                       const std::optional<py::array>& noise, double cfg_scale, double sqrt_ac_t,
+                       double sqrt_1m_ac_t, double a_prev, double sigma, bool euler,
+                       int num_threads) {
+  const py::ssize_t ndim = x_t.ndim();
+  auto like_x = [&](const py::array& a, const char* name) {
+    require_f32(a, name, ndim);
+    for (py::ssize_t i = 0; i < ndim; ++i)
+      if (a.shape(i) != x_t.shape(i))
+        throw std::invalid_argument(std::string(name) + " has shape " + shape_str(a) +
+                                    ", x_t has " + shape_str(x_t));
+    return static_cast<const float*>(a.data());
+  };
+  const float* xt = like_x(x_t, "x_t");
+  const float* vc = like_x(v_cond, "v_cond");
+  const float* vu = v_uncond ? like_x(*v_uncond, "v_uncond") : nullptr;
+  const scrt::SamplerStepCoeffs c =
+      scrt::sampler_step_coeffs(cfg_scale, sqrt_ac_t, sqrt_1m_ac_t, a_prev, sigma, euler);
+  // Noise is read only when the step adds it; an unused one is not checked either.
+  const float* nz = (c.noisy && noise) ? like_x(*noise, "noise") : nullptr;
+  if (c.noisy && nz == nullptr)
+    throw std::invalid_argument("noise is required when sigma != 0 in ddim mode (eta > 0)");
+  const std::vector<py::ssize_t> shape(x_t.shape(), x_t.shape() + ndim);
+  py::array_t<float> x_prev(shape), x0(shape);
+  float* out_prev = x_prev.mutable_data();
+  float* out_x0 = x0.mutable_data();
+  const int64_t n = x_t.size();
+  {
+    py::gil_scoped_release nogil;
+    scrt::sampler_step_f32(xt, vc, vu, nz, n, c, out_prev, out_x0, num_threads);
+  }
+  return py::make_tuple(x_prev, x0);
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "CPU kernels of semanticodec_rt (torch-free; use semanticodec_rt.ops instead).";
   m.def("nearest_centroid", &nearest_centroid, py::arg("x"), py::arg("codebook"),
@@ -108,4 +150,15 @@ Ties go to the lowest index; the result does not depend on num_threads.)doc");
         "[K, D] float32 -> [K] float32 ||c||^2, summed in the order nearest_centroid uses.");
   m.def("openmp_max_threads", &openmp_max_threads,
         "OpenMP's default thread count (0 when built without OpenMP).");
+  m.def("sampler_step", &sampler_step, py::arg("x_t"), py::arg("v_cond"),
+        py::arg("v_uncond"), py::arg("noise"), py::arg("cfg_scale"), py::arg("sqrt_ac_t"),
+        py::arg("sqrt_1m_ac_t"), py::arg("a_prev"), py::arg("sigma"), py::arg("euler"),
+        py::arg("num_threads") = 0,
+        R"doc(Fused sampler step: guidance, v -> (x0, eps) and the DDIM / Euler update in one pass.
+
+x_t, v_cond, v_uncond (None: no guidance), noise: float32 C-contiguous arrays of one shape;
+noise is required when sigma != 0 and euler is False, ignored otherwise.
+The scalars are rounded to float32; euler=True is the deterministic step (sigma taken as 0).
+Returns new arrays (x_prev, x0), bit-identical to ops.ref.sampler_step_ref in float32 and
+independent of num_threads (OpenMP threads, <= 0 for the default).)doc");
 }

@@ -2,11 +2,12 @@
 // [n, k] distance matrix. See nearest_centroid.h for the contract.
 //
 // Numerics. Every dot product is accumulated in kLanes interleaved partial sums (lane l takes the
-// elements j = l mod kLanes) that are added in one fixed tree at the end. Tiles of different
-// shapes, tails, threads and ISA clones all run exactly that sequence of IEEE operations (the
-// build uses -ffp-contract=off and no fast-math, so the compiler may vectorise across lanes but
-// never reassociate), so a given (row, centroid) pair always yields the same bits. That is what
-// makes duplicated centroids tie exactly, and the result independent of the thread count.
+// elements j = l mod kLanes), each a chain of fused multiply-adds (one rounding per element), and
+// the lanes are added in one fixed tree at the end. FMA is correctly rounded, so the AVX2+FMA
+// micro-kernel and the portable std::fma fallback produce the same bits, as do tiles of every
+// shape, tails and thread counts. That is what makes duplicated centroids tie exactly and the
+// result independent of the thread count and the CPU. (The build keeps -ffp-contract=off so the
+// compiler never fuses or reassociates anything on its own.)
 #include "nearest_centroid.h"
 
 #include <algorithm>
@@ -17,29 +18,28 @@
 #include <omp.h>
 #endif
 
-// On x86-64 GCC/Clang, compile the hot loops twice (baseline SSE2 and AVX2) and pick one at load
-// time: the artefact stays portable (no -march=native) yet uses 8-wide registers where present.
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(SCRT_NO_TARGET_CLONES)
-#define SCRT_HOT_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SCRT_HOT_CLONES
-#endif
-// The clones only get wide code if the helpers are inlined into them, not called as baseline code.
-#if defined(__GNUC__) || defined(__clang__)
-#define SCRT_INLINE inline __attribute__((always_inline))
-#else
-#define SCRT_INLINE inline
+// GCC only: the AVX2 copy of the scan is compiled under `#pragma GCC target`.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(SCRT_NO_AVX2)
+#define SCRT_HAVE_AVX2_PATH 1
+#include <immintrin.h>
 #endif
 
 namespace scrt {
 namespace {
 
-constexpr int kLanes = 8;     // partial sums per dot product: one AVX register, two SSE ones
-constexpr int kTileRows = 2;  // query rows per register tile: each centroid load is used twice
-constexpr int kTileCols = 4;  // centroids per register tile: each query load is used 4 times
-constexpr int64_t kRowBlock = 64;                 // rows per task (64 x 768 floats = 192 KiB)
-constexpr int64_t kCentroidBlockBytes = 256 << 10;  // re-read by every row tile: keep in L2
+constexpr int kLanes = 8;     // partial sums per dot product: one AVX register
+#ifndef SCRT_TILE_ROWS
+#define SCRT_TILE_ROWS 5
+#define SCRT_TILE_COLS 2
+#endif
+// Register tile: rows x centroids accumulators + rows query registers + 1 centroid register must
+// fit the 16 AVX2 registers; each centroid load is used kTileRows times, each query load
+// kTileCols times.  5 x 2 measured best of 3x4, 4x3, 2x4, 2x6, 6x2, 1x8 on a 2-core EPYC (within
+// noise of several of them: the loop is bound by streaming centroids from L2).
+constexpr int kTileRows = SCRT_TILE_ROWS;
+constexpr int kTileCols = SCRT_TILE_COLS;
+constexpr int64_t kRowBlock = 60;  // rows per task, whole tiles (60 x 768 floats = 180 KiB)
+constexpr int64_t kCentroidBlockBytes = 192 << 10;  // re-read by every row tile: keep in L2
 constexpr int64_t kMinChunk = 256;                // fewest centroids per task when k is split
 
 struct Best {
@@ -60,73 +60,40 @@ inline float reduce_lanes(const float* a) {
   return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-// out[r][c] = <xr[r], cr[c]> over d elements, in the fixed lane order described above.
-template <int R, int C>
-SCRT_INLINE void tile_dots(const float* const* xr, const float* const* cr, int64_t d,
-                           float out[R][C]) {
-  float acc[R][C][kLanes] = {};
-  const int64_t d_main = d - d % kLanes;  // the d % kLanes tail elements go to lanes 0, 1, ...
-  for (int64_t j = 0; j < d_main; j += kLanes) {
-    for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c)
-#pragma omp simd
-        for (int l = 0; l < kLanes; ++l) acc[r][c][l] += xr[r][j + l] * cr[c][j + l];
-  }
-  for (int64_t j = d_main; j < d; ++j) {
-    for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c) acc[r][c][j - d_main] += xr[r][j] * cr[c][j];
-  }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) out[r][c] = reduce_lanes(acc[r][c]);
-}
+namespace generic {
+#include "nearest_centroid_scan.inc"
+}  // namespace generic
 
-inline float sqnorm(const float* v, int64_t d) {
-  float out[1][1];
-  tile_dots<1, 1>(&v, &v, d, out);
-  return out[0][0];
-}
+#ifdef SCRT_HAVE_AVX2_PATH
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define SCRT_SCAN_AVX2
+namespace avx2 {
+#include "nearest_centroid_scan.inc"
+}  // namespace avx2
+#undef SCRT_SCAN_AVX2
+#pragma GCC pop_options
 
-// Rows [r, r + R) against centroids [k0, k1), updating best[0..R).
-template <int R>
-SCRT_INLINE void scan_rows(const float* x, const float* xn, const float* cb, const float* cn,
-                           int64_t r, int64_t k0, int64_t k1, int64_t d, Best* best) {
-  const float* xr[R];
-  for (int i = 0; i < R; ++i) xr[i] = x + (r + i) * d;
-  auto consider = [&](int i, int64_t kk, float dot) {
-    // Same formula and order as ops/ref.py; 2 * dot is exact, so this is two roundings.
-    const float dist = (xn[r + i] + cn[kk]) - 2.0f * dot;
-    if (better(dist, kk, best[i])) best[i] = Best{dist, kk};
-  };
-  int64_t kk = k0;
-  for (; kk + kTileCols <= k1; kk += kTileCols) {
-    const float* cr[kTileCols];
-    for (int c = 0; c < kTileCols; ++c) cr[c] = cb + (kk + c) * d;
-    float dots[R][kTileCols];
-    tile_dots<R, kTileCols>(xr, cr, d, dots);
-    for (int c = 0; c < kTileCols; ++c)
-      for (int i = 0; i < R; ++i) consider(i, kk + c, dots[i][c]);
-  }
-  for (; kk < k1; ++kk) {
-    const float* cr = cb + kk * d;
-    float dots[R][1];
-    tile_dots<R, 1>(xr, &cr, d, dots);
-    for (int i = 0; i < R; ++i) consider(i, kk, dots[i][0]);
-  }
+bool cpu_has_avx2_fma() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
 }
+#endif
 
-// One task: rows [r0, r1) x centroids [k0, k1); best[i] belongs to row r0 + i.
-SCRT_HOT_CLONES
+// The widest scan this CPU runs (the same bits either way).
 void scan_block(const float* x, const float* xn, const float* cb, const float* cn, int64_t r0,
                 int64_t r1, int64_t k0, int64_t k1, int64_t d, Best* best) {
-  const int64_t per_block = kCentroidBlockBytes / (std::max<int64_t>(d, 1) * 4);
-  const int64_t block = std::max<int64_t>(kTileCols, per_block - per_block % kTileCols);
-  for (int64_t kb = k0; kb < k1; kb += block) {
-    const int64_t kb_end = std::min(kb + block, k1);
-    int64_t r = r0;
-    for (; r + kTileRows <= r1; r += kTileRows)
-      scan_rows<kTileRows>(x, xn, cb, cn, r, kb, kb_end, d, best + (r - r0));
-    for (; r < r1; ++r) scan_rows<1>(x, xn, cb, cn, r, kb, kb_end, d, best + (r - r0));
-  }
+#ifdef SCRT_HAVE_AVX2_PATH
+  if (cpu_has_avx2_fma()) return avx2::scan_block(x, xn, cb, cn, r0, r1, k0, k1, d, best);
+#endif
+  generic::scan_block(x, xn, cb, cn, r0, r1, k0, k1, d, best);
+}
+
+float sqnorm(const float* v, int64_t d) {
+#ifdef SCRT_HAVE_AVX2_PATH
+  if (cpu_has_avx2_fma()) return avx2::sqnorm(v, d);
+#endif
+  return generic::sqnorm(v, d);
 }
 
 void sqnorms(const float* v, int64_t rows, int64_t d, float* out, int threads, bool parallel) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "nearest_centroid.h"
+#include "sampler_step.h"
 
 namespace py = pybind11;
 namespace sc = scrt::cuda;
@@ -45,4 +46,15 @@ stream: cudaStream_t as an integer; device: CUDA device index.)doc");
         "CUDA runtime version this module was linked with (e.g. 13000).");
   m.def("driver_version", &sc::driver_version, py::call_guard<py::gil_scoped_release>(),
         "CUDA driver version, 0 when no driver is installed.");
+
+  m.def("sampler_step", &sc::sampler_step, py::arg("x_t"), py::arg("v_cond"), py::arg("v_uncond"),
+        py::arg("noise"), py::arg("n"), py::arg("cfg_scale"), py::arg("sqrt_ac_t"),
+        py::arg("sqrt_1m_ac_t"), py::arg("a_prev"), py::arg("sigma"), py::arg("euler"),
+        py::arg("out_x_prev"), py::arg("out_x0"), py::arg("stream"), py::arg("device"),
+        py::call_guard<py::gil_scoped_release>(),
+        R"doc(Launch the fused sampler step on `stream` (asynchronous).
+
+x_t, v_cond, v_uncond (0: no guidance), noise (0 allowed when sigma == 0 or euler),
+out_x_prev, out_x0: [n] float32 device pointers as integers; scalars as in _C.sampler_step.
+stream: cudaStream_t as an integer; device: CUDA device index.)doc");
 }

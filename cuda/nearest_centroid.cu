@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "launch_util.h"
 #include "nearest_centroid.h"
 
 namespace scrt::cuda {
@@ -20,33 +21,6 @@ constexpr int kWarp = 32;
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / kWarp;
 constexpr int64_t kMaxGrid = 1 << 20;  // grid-stride loops cover larger problems
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
-// Makes `device` current for one launch and restores the caller's device (torch tracks its own
-// notion of the current device and must not see it change under it).
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    check(cudaGetDevice(&prev_), "cudaGetDevice");
-    if (prev_ != device) {
-      check(cudaSetDevice(device), "cudaSetDevice");
-      changed_ = true;
-    }
-  }
-  ~DeviceGuard() {
-    if (changed_) cudaSetDevice(prev_);
-  }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int prev_ = 0;
-  bool changed_ = false;
-};
 
 // <a, b> by one warp: lane l accumulates elements l, l + 32, ... (coalesced loads), then a fixed
 // xor butterfly. Addition is commutative, so all lanes end with identical bits.
@@ -117,10 +91,6 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();  // s_dist / s_index are rewritten for the next row
   }
-}
-
-void require(bool ok, const char* message) {
-  if (!ok) throw std::invalid_argument(message);
 }
 
 }  // namespace

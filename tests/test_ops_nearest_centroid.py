@@ -11,44 +11,17 @@ ties (duplicated centroids) have no such excuse and must return the lowest index
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 import pytest
 import torch
 
+from kernel_backends import REQUIRE_EXT, U32, case, runnable  # noqa: F401 (case: fixture)
 from semanticodec_rt import ops
 from semanticodec_rt.ops import _backend
 from semanticodec_rt.ops.ref import pairwise_sqdist_f64
 
 pytestmark = pytest.mark.kernel
-
-REQUIRE_EXT = os.environ.get("SCRT_REQUIRE_EXT") == "1"
-U32 = 2.0**-24  # unit roundoff of float32
-
-# (backend, device) pairs; ref also runs on the GPU so CUDA results can be compared there.
-CASES = [("ref", "cpu"), ("cpp", "cpu"), ("cuda", "cuda"), ("ref", "cuda")]
-CASE_IDS = [f"{b}-{d}" for b, d in CASES]
-
-
-def runnable(backend: str, device: str) -> torch.device:
-    """The device to test ``backend`` on; skips (or fails under SCRT_REQUIRE_EXT=1) otherwise."""
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("no CUDA device: torch.cuda.is_available() is False")
-    if backend != "ref":
-        err = _backend.import_error(backend)
-        if err is not None:
-            message = f"backend {backend!r} not importable: {err}"
-            if REQUIRE_EXT:
-                pytest.fail(message)
-            pytest.skip(message)
-    return torch.device(device)
-
-
-@pytest.fixture(params=CASES, ids=CASE_IDS)
-def case(request) -> tuple[str, torch.device]:
-    backend, device = request.param
-    return backend, runnable(backend, device)
 
 
 def fp32_error_bound(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:

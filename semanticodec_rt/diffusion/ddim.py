@@ -5,8 +5,9 @@ Three pieces, kept apart so each can be tested and later fused:
 * :func:`ddim_schedule` -- the sub-sampled timesteps and their alphas / sigmas, with the
   reference's dtypes (float32 alphas, float64 alphas_prev and sigmas; float32 for S = 1,
   a numpy promotion quirk of the reference, errata E4).
-* :func:`ddim_step_v` -- one update from a (guided) v prediction.  It is the torch reference
-  twin of the fused sampler-step kernel.
+* :func:`ddim_step_v` -- one update from a (guided) v prediction.  ``sample(fused=True)`` runs
+  guidance and this update as one kernel instead, :func:`semanticodec_rt.ops.sampler_step`
+  (twin: ``ops.ref.sampler_step_ref``, the same chain with correctly rounded square roots).
 * :func:`sample` -- the loop.  Classifier-free guidance runs the unconditional and
   conditional branch as ONE UNet batch (the reference makes two batch-1 calls).
 
@@ -21,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from .. import ops
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def sample(
     step_noise: Callable[[int], torch.Tensor] | None = None,
     callback: Callable[[dict], None] | None = None,
     separate_guidance: bool = False,
+    fused: bool = False,
 ) -> torch.Tensor:
     """Run the DDIM loop from ``x_T`` down to the final latent.
 
@@ -165,6 +169,11 @@ def sample(
         callback: called after each step with ``{"i", "t", "x", "pred_x0", "v"}``.
         separate_guidance: run the two guidance branches as two UNet calls (uncond, then
             cond), the reference's formulation; kept for benchmarks.
+        fused: do guidance and the update with the fused kernel :func:`ops.sampler_step`
+            (backend chosen as for every op) instead of :func:`cfg_combine` +
+            :func:`ddim_step_v`. Same math and rounding order; only ``x_prev`` may move by about
+            one float32 ulp per step, where ``torch.sqrt`` is not correctly rounded (see
+            :func:`ops.ref.sampler_step_ref`).
     Returns:
         ``[B, C, T, F]`` final latent (pre-VAE, still scaled by the model's scale_factor).
     """
@@ -193,16 +202,18 @@ def sample(
             out = torch.cat([denoiser(x, half, uncond), denoiser(x, half, cond)], dim=0)
         else:
             out = denoiser(torch.cat([x, x], dim=0) if guided else x, t_vec, ctx)
-        if guided:
-            v_u, v_c = out.chunk(2, dim=0)
-            v = cfg_combine(v_c, v_u, cfg_scale)
-        else:
-            v = out
+        v_u, v_c = out.chunk(2, dim=0) if guided else (None, out)
         sigma = float(np.float32(sigmas[index]))
         noise = step_noise(i) if (sigma != 0.0 and step_noise is not None) else None
-        x, pred_x0 = ddim_step_v(
-            x, v, float(sac[t]), float(s1m[t]), float(np.float32(alphas_prev[index])), sigma, noise
-        )
+        a_prev = float(np.float32(alphas_prev[index]))
+        if fused:
+            x, pred_x0 = ops.sampler_step(
+                x, v_c, v_u, noise, cfg_scale=cfg_scale, sqrt_ac_t=float(sac[t]),
+                sqrt_1m_ac_t=float(s1m[t]), a_prev=a_prev, sigma=sigma,
+            )
+        else:
+            v = v_c if v_u is None else cfg_combine(v_c, v_u, cfg_scale)
+            x, pred_x0 = ddim_step_v(x, v, float(sac[t]), float(s1m[t]), a_prev, sigma, noise)
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "pred_x0": pred_x0, "v": out})
     return x
