@@ -29,16 +29,17 @@ namespace {
 
 constexpr int kLanes = 8;     // partial sums per dot product: one AVX register
 #ifndef SCRT_TILE_ROWS
-#define SCRT_TILE_ROWS 5
-#define SCRT_TILE_COLS 2
+#define SCRT_TILE_ROWS 3
+#define SCRT_TILE_COLS 4
 #endif
 // Register tile: rows x centroids accumulators + rows query registers + 1 centroid register must
 // fit the 16 AVX2 registers; each centroid load is used kTileRows times, each query load
-// kTileCols times.  5 x 2 measured best of 3x4, 4x3, 2x4, 2x6, 6x2, 1x8 on a 2-core EPYC (within
-// noise of several of them: the loop is bound by streaming centroids from L2).
+// kTileCols times.  3 x 4 keeps 12 independent FMA chains in flight (enough to hide the FMA
+// latency); 5x2, 4x3, 2x4, 2x6, 6x2, 1x8 and a 4x2 tile reduced as one vector all measured
+// within noise of it on a 2-core EPYC: the loop is bound by streaming centroids from L2.
 constexpr int kTileRows = SCRT_TILE_ROWS;
 constexpr int kTileCols = SCRT_TILE_COLS;
-constexpr int64_t kRowBlock = 60;  // rows per task, whole tiles (60 x 768 floats = 180 KiB)
+constexpr int64_t kRowBlock = 48;  // rows per task, whole tiles (48 x 768 floats = 144 KiB)
 constexpr int64_t kCentroidBlockBytes = 192 << 10;  // re-read by every row tile: keep in L2
 constexpr int64_t kMinChunk = 256;                // fewest centroids per task when k is split
 

@@ -26,6 +26,12 @@ import torch
 from . import available_backends, nearest_centroid
 
 
+def compiled_backends(device: torch.device) -> list[str]:
+    """The compiled backends that run on ``device``: ``cpp`` on the CPU, ``cuda`` on a GPU."""
+    want = "cuda" if device.type == "cuda" else "cpp"
+    return [want] if want in available_backends() else []
+
+
 def median_time(fn: Callable[[], object], repeat: int = 5, sync: Callable[[], None] | None = None) -> float:
     """Median seconds of ``fn()`` over ``repeat`` runs after one warm-up run."""
     fn()
@@ -46,15 +52,24 @@ def _sync(device: torch.device):
 
 
 def measured_ceilings(device: torch.device, repeat: int = 3) -> dict[str, float]:
-    """``{"gflops": float32 matmul GFLOP/s, "gbps": copy GB/s}`` measured on ``device``."""
-    n = 2048 if device.type == "cpu" else 8192
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    t = median_time(lambda: a @ b, repeat, _sync(device))
+    """``{"gflops": best float32 matmul GFLOP/s, "gbps": copy GB/s}`` measured on ``device``.
+
+    The FLOP ceiling is the best of a few matmul shapes (square and the tall-skinny shapes of
+    the lookups), i.e. what the vendor BLAS reaches here at its best.
+    """
+    shapes = [(2048, 2048, 2048), (512, 768, 16384), (4096, 768, 4096)]
+    if device.type == "cuda":
+        shapes += [(8192, 8192, 8192), (4096, 768, 32768)]
+    best = 0.0
+    for m, kk, n in shapes:
+        a = torch.randn(m, kk, device=device)
+        b = torch.randn(kk, n, device=device)
+        t = median_time(lambda: a @ b, repeat, _sync(device))
+        best = max(best, 2 * m * kk * n / t / 1e9)
     big = torch.empty(64 * 2**20 // 4 if device.type == "cpu" else 512 * 2**20 // 4, device=device)
     dst = torch.empty_like(big)
     tc = median_time(lambda: dst.copy_(big), repeat, _sync(device))
-    return {"gflops": 2 * n**3 / t / 1e9, "gbps": 2 * big.numel() * 4 / tc / 1e9}
+    return {"gflops": best, "gbps": 2 * big.numel() * 4 / tc / 1e9}
 
 
 # -- the torch formulations of the reference -----------------------------------------------------------
@@ -84,10 +99,8 @@ class Row:
 
 
 def cpu_peak_mb(impl: str, n: int, k: int, d: int, threads: int) -> float:
-    """Peak extra resident memory (MiB) of one nearest-centroid call, measured in a fresh process.
-
-    A fresh process because the peak RSS counter only goes up, and forking this one after OpenMP
-    started can hang.  ``impl``: ``torch`` (norms+mm+min), ``cdist`` or a backend name.
+    """Peak extra resident memory (MiB) of one nearest-centroid call, measured in a fresh process
+    (Linux ``/proc``; forking this one after OpenMP started can hang).  ``impl``: ``torch`` (norms+mm+min), ``cdist`` or a backend name.
     """
     import subprocess
     import sys
@@ -98,9 +111,6 @@ def cpu_peak_mb(impl: str, n: int, k: int, d: int, threads: int) -> float:
 
 
 def _peak_child(impl: str, n: int, k: int, d: int, threads: int) -> None:
-    import os
-    import resource
-
     torch.set_num_threads(threads)
     x, c = torch.randn(n, d), torch.randn(k, d)
     # No [K, D] temporary here: the peak counter must only see the call's own allocations.
@@ -114,10 +124,21 @@ def _peak_child(impl: str, n: int, k: int, d: int, threads: int) -> None:
         return nearest_centroid(x, c, cn, backend=impl)
 
     call(x[:4], c[:64], cn[:64])  # load lazily imported code and thread pools before measuring
-    before = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    # VmHWM is the peak resident size of this address space (fresh at exec, unlike ru_maxrss,
+    # which Linux carries over from the parent); writing 5 to clear_refs resets it to now.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_kb("VmRSS")
     call(x, c, cn)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(max(0, peak - before) / 2**20)
+    print(max(0, _status_kb("VmHWM") - before) / 1024)
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _peak_mb(fn, device: torch.device) -> float | None:
@@ -145,9 +166,8 @@ def bench_nearest_centroid(n: int, k: int, d: int, device: torch.device, ceiling
         "torch norms+mm+min": lambda: torch_norms_mm_min(x, c, cn),
         "torch cdist+argmin": lambda: torch_cdist_argmin(x, c, cn),
     }
-    for b in available_backends(device):
-        if b != "ref":
-            impls[f"ours ({b})"] = lambda b=b: nearest_centroid(x, c, cn, backend=b)
+    for b in compiled_backends(device):
+        impls[f"ours ({b})"] = lambda b=b: nearest_centroid(x, c, cn, backend=b)
     sync = _sync(device)
     times = {name: median_time(fn, repeat, sync) for name, fn in impls.items()}
     if check:
@@ -188,9 +208,8 @@ def bench_sampler_step(shape: tuple[int, ...], device: torch.device, ceilings: d
                            coeffs["sigma"], z)
 
     impls = {"torch unfused chain": chain}
-    for b in available_backends(device):
-        if b != "ref":
-            impls[f"ours ({b})"] = lambda b=b: sampler_step(x, vc, vu, z, cfg_scale=2.0, backend=b, **coeffs)
+    for b in compiled_backends(device):
+        impls[f"ours ({b})"] = lambda b=b: sampler_step(x, vc, vu, z, cfg_scale=2.0, backend=b, **coeffs)
     sync = _sync(device)
     times = {name: median_time(fn, repeat, sync) for name, fn in impls.items()}
     base = times["torch unfused chain"]
