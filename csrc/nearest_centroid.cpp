@@ -36,12 +36,16 @@ constexpr int kLanes = 8;     // partial sums per dot product: one AVX register
 // fit the 16 AVX2 registers; each centroid load is used kTileRows times, each query load
 // kTileCols times.  3 x 4 keeps 12 independent FMA chains in flight (enough to hide the FMA
 // latency); 5x2, 4x3, 2x4, 2x6, 6x2, 1x8 and a 4x2 tile reduced as one vector all measured
-// within noise of it on a 2-core EPYC: the loop is bound by streaming centroids from L2.
+// within noise of it on a 2-core EPYC, and so did a GEMM-style kernel on a packed codebook
+// ([panel][j][16], 6x16 outer-product tiles, L1 depth blocking) -- which also needed a K x D copy.
 constexpr int kTileRows = SCRT_TILE_ROWS;
 constexpr int kTileCols = SCRT_TILE_COLS;
 constexpr int64_t kRowBlock = 48;  // rows per task, whole tiles (48 x 768 floats = 144 KiB)
 constexpr int64_t kCentroidBlockBytes = 192 << 10;  // re-read by every row tile: keep in L2
-constexpr int64_t kMinChunk = 256;                // fewest centroids per task when k is split
+constexpr int64_t kMinChunk = 256;  // fewest centroids per task when k is split
+// Tasks per thread the work is cut into (dynamic scheduling), so that a partial last row block
+// does not leave a thread idle.
+constexpr int64_t kTasksPerThread = 8;
 
 struct Best {
   float dist;
@@ -139,12 +143,12 @@ void nearest_centroid_f32(const float* x, const float* codebook, const float* co
   std::vector<float> xn(n);
   sqnorms(x, n, d, xn.data(), threads, parallel);
 
-  // Tasks are (row block, centroid chunk). Split the codebook only when there are too few row
-  // blocks to occupy every thread (a handful of queries against a large codebook).
+  // Tasks are (row block, centroid chunk). Split the codebook only as far as needed to give every
+  // thread kTasksPerThread tasks (a handful of queries against a large codebook gets split most).
   const int64_t row_blocks = ceil_div(n, kRowBlock);
   int64_t chunks = 1;
-  if (parallel && row_blocks < 2 * threads)
-    chunks = std::max<int64_t>(1, std::min(ceil_div(2 * threads, row_blocks), k / kMinChunk));
+  if (parallel && row_blocks < kTasksPerThread * threads)
+    chunks = std::max<int64_t>(1, std::min(ceil_div(kTasksPerThread * threads, row_blocks), k / kMinChunk));
   const int64_t chunk = ceil_div(ceil_div(k, chunks), kTileCols) * kTileCols;
   chunks = ceil_div(k, chunk);
 
