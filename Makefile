@@ -13,7 +13,7 @@ setup: $(SETUP_STAMP)
 # The extension is built without build isolation so that CMake sees this interpreter's packages.
 $(SETUP_STAMP): $(EXT_SOURCES)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install numpy scipy soundfile safetensors tqdm pybind11 ninja "cmake>=3.18" pytest pytest-benchmark
+	$(PYTHON) -m pip install numpy scipy soundfile safetensors tqdm pybind11 ninja "cmake>=3.18" pytest pytest-benchmark sounddevice JACK-Client
 	for p in pesq pystoi visqol-python libsvm-official ai-edge-litert numba pocketsphinx matplotlib; do $(PYTHON) -m pip install $$p || exit 1; done  # one per command (pip 23.2 resolver bug)
 	$(PYTHON) -m pip install --no-build-isolation --no-deps -e .
 	@mkdir -p $(dir $@) && touch $@

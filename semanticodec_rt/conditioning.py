@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import torch
 
+#: the feature value of a position without a token (window padding, lost positions)
+NO_TOKEN = -1.0
 
-def fill_window(feature: torch.Tensor, window: int, fill: float = -1.0) -> torch.Tensor:
+
+def fill_window(feature: torch.Tensor, window: int, fill: float = NO_TOKEN) -> torch.Tensor:
     """Right-fill ``[B, T, 2F]`` features to ``[B, window, 2F]`` with ``fill``."""
     b, t, d = feature.shape
     if t > window:

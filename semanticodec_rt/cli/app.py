@@ -16,7 +16,7 @@ from .. import __version__
 from ..bitstream import BitstreamError
 
 PROG = "semanticodec-rt"
-COMMANDS = ("encode", "decode", "roundtrip", "info", "data", "eval", "bench", "train")
+COMMANDS = ("encode", "decode", "roundtrip", "info", "data", "eval", "bench", "train", "live", "link")
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
 MODEL_HELP = (
@@ -119,6 +119,8 @@ empty audio, corrupt .scrt, .scrt from another model, output exists without -f);
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``semanticodec-rt COMMAND ...``."""
     from . import bench_cmd, codec_cmds, data_cmd, eval_cmd, train_cmd
+    from . import live_cmd
+    from . import link_cmd
 
     parser = _Parser(prog=PROG, description=_MAIN_DESCRIPTION, epilog=_MAIN_EPILOG,
                      formatter_class=FORMATTER)
@@ -129,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
+    live_cmd.add_parser(sub)
+    link_cmd.add_parser(sub)
     return parser
 
 

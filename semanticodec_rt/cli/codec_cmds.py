@@ -37,6 +37,7 @@ from .app import (
     progress_enabled,
     say,
 )
+from ..frontend.wav_writer import WavWriter as _WavWriter
 from .models import load_codec
 
 SAMPLE_RATE = 16000  # the codec's rate; decoded WAVs are written at it
@@ -326,35 +327,6 @@ def _decode_to_wav(codec, chunks, n_frames: int, n_samples: int, args, path: Pat
                 bar.update(len(pending) // tu)
             wav.write(dec.flush()[0, 0])
         return wav.n_samples, wav.n_clipped
-
-
-class _WavWriter:
-    """Mono 16 kHz WAV written block by block; 16-bit PCM clips to [-1, 1] and counts it."""
-
-    def __init__(self, path: Path, use_float: bool):
-        import soundfile as sf
-
-        self.subtype = "FLOAT" if use_float else "PCM_16"
-        self._f = sf.SoundFile(str(path), "w", samplerate=SAMPLE_RATE, channels=1,
-                               subtype=self.subtype, format="WAV")
-        self.n_samples = 0
-        self.n_clipped = 0
-
-    def write(self, pcm) -> None:
-        x = pcm.detach().cpu().numpy().astype(np.float32, copy=False)
-        if self.subtype == "PCM_16":
-            over = int(np.count_nonzero(np.abs(x) > 1.0))
-            if over:
-                self.n_clipped += over
-                x = np.clip(x, -1.0, 1.0)
-        self._f.write(x)
-        self.n_samples += len(x)
-
-    def __enter__(self) -> "_WavWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._f.close()
 
 
 # -- files, messages, progress -----------------------------------------------------------------------

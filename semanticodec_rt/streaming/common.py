@@ -31,3 +31,16 @@ def check_stream_tokens(codec, tokens: torch.Tensor, batch_size: int) -> torch.T
     if tokens.shape[1] == 0:
         return tokens.to("cpu", torch.int64)
     return codec.check_tokens(tokens).cpu()
+
+
+def check_missing(missing: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+    """The ``[B, m]`` mask of missing positions of a decoder ``push`` (all False when ``None``)."""
+    if missing is None:
+        return torch.zeros(shape, dtype=torch.bool)
+    if not isinstance(missing, torch.Tensor) or missing.dtype != torch.bool:
+        raise ValueError(f"missing must be a bool tensor, got {getattr(missing, 'dtype', type(missing))}")
+    if missing.dim() == 1 and shape[0] == 1:
+        missing = missing[None]
+    if tuple(missing.shape) != tuple(shape):
+        raise ValueError(f"missing must be {list(shape)} like the tokens, got {list(missing.shape)}")
+    return missing.cpu()

@@ -7,8 +7,9 @@ State is explicit and per stage (see :mod:`.rt_compute` for the time grid):
 * :class:`ContextState` -- the ring of normalised columns the ViT window needs
   (``context + unit + lookahead`` columns);
 * :class:`LSTMState` -- the acoustic LSTM's ``(h, c)`` across units;
-* :class:`DecoderState` -- token positions of the incomplete unit, the features of the past
-  units a decoder window needs, and the crossfade tail held back from the output.
+* :class:`DecoderState` -- token positions of the incomplete unit (and which are missing), the
+  features of the past units a decoder window needs, and the crossfade tail held back from the
+  output.
 
 Streamed output equals :meth:`SemantiCodec.encode` / ``decode`` for any block sizes: both run
 the functions of :mod:`.rt_compute` and the noise of unit u depends on (seed, u) only.
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..conditioning import NO_TOKEN
 from . import rt_compute as rc
-from .common import check_pcm, check_stream_tokens
+from .common import check_missing, check_pcm, check_stream_tokens
 
 
 @dataclass
@@ -45,6 +47,7 @@ class LSTMState:
 @dataclass
 class DecoderState:
     tokens: torch.Tensor  # [B, k < T_u, 2] positions of the incomplete unit
+    missing: torch.Tensor  # [B, k] bool: which of them have no token (see push)
     history: torch.Tensor | None = None  # [B, <= (D-1) T_u, 2F] features of past units
     tail: torch.Tensor | None = None  # [B, 1, xf] held-back crossfade samples
     next_unit: int = 0
@@ -172,7 +175,9 @@ class RTStreamingDecoder:
         return self.cfg.algorithmic_latency_ms
 
     def reset(self) -> None:
-        self.dec = DecoderState(tokens=torch.zeros(self.batch_size, 0, 2, dtype=torch.int64))
+        b = self.batch_size
+        self.dec = DecoderState(tokens=torch.zeros(b, 0, 2, dtype=torch.int64),
+                                missing=torch.zeros(b, 0, dtype=torch.bool))
         self.finished = False
 
     @property
@@ -180,18 +185,29 @@ class RTStreamingDecoder:
         return self.dec
 
     @torch.inference_mode()
-    def push(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``[B, m, 2]`` ids -> new audio ``[B, 1, n]`` float32 (16 kHz)."""
+    def push(self, tokens: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, m, 2]`` ids -> new audio ``[B, 1, n]`` float32 (16 kHz).
+
+        ``missing`` (optional ``[B, m]`` bool) marks positions that have no token, e.g. lost on a
+        network link: their decoder features become :data:`~semanticodec_rt.conditioning.NO_TOKEN`
+        (-1), the value the windows before the stream start are filled with, so the model reads
+        them as "no token" rather than as some id.  Their ids are ignored (but must be in range).
+        """
         if self.finished:
             raise RuntimeError("stream already flushed: call reset() to start a new one")
         tokens = check_stream_tokens(self.codec, tokens, self.batch_size)
+        missing = check_missing(missing, tokens.shape[:2])
         st, tu = self.dec, self.cfg.tokens_per_unit
         buf = torch.cat([st.tokens, tokens], dim=1)
+        mask = torch.cat([st.missing, missing], dim=1)
         n_units = buf.shape[1] // tu
-        st.tokens = buf[:, n_units * tu :]
+        st.tokens, st.missing = buf[:, n_units * tu :], mask[:, n_units * tu :]
         if n_units == 0:
             return torch.zeros(self.batch_size, 1, 0)
         feats = self.codec.decoder_feature(buf[:, : n_units * tu])
+        mask = mask[:, : n_units * tu]
+        if mask.any():
+            feats = feats.masked_fill(mask[..., None].to(feats.device), NO_TOKEN)
         return self._decode_units(feats, n_units)
 
     @torch.inference_mode()
@@ -236,3 +252,4 @@ class RTStreamingDecoder:
         st.history = allf[:, allf.shape[1] - keep :] if keep else None
         st.next_unit += n_units
         return self._limit(torch.cat(out, dim=-1))
+

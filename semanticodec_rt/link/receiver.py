@@ -1,0 +1,279 @@
+"""The receiving end without sockets or threads: datagrams and times in, concealed units out.
+
+Per datagram (:meth:`ReceiverCore.handle`), in this order, each failure counted and dropped:
+
+1. link header and, with a key, the HMAC tag (:func:`.datagram.decode_datagram`);
+2. HELLO: the first one naming the receiver's model *locks* the session; one naming another
+   model marks its session as a mismatch (every datagram of it is refused, the message is kept);
+3. DATA of a session not locked yet waits in a small pending buffer for its HELLO;
+   DATA of another session is refused;
+4. the bitstream packet: length against its header (``truncated``), CRC, the rest;
+5. the sequence number (:class:`.seqwindow.SeqWindow`): a repeat is a duplicate -- or, when
+   authenticated, a replay, refused like one too old for the window;
+6. END sets the stream end; TOKENS go to the :class:`.jitter.JitterBuffer`.
+
+:meth:`ReceiverCore.poll` releases due units through :class:`.plc.Concealer`; units that fell due
+before a packet's arrival time are released before it goes in, so the ring always has room for
+it.  Memory is bounded by the jitter ring, the released units not yet polled (what one datagram
+can release), the pending buffer (64 datagrams) and the list of mismatched sessions (16).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from collections import deque
+
+import numpy as np
+
+from ..bitstream import PACKET_OVERHEAD, BitstreamError, PacketKind, StreamInfo, decode_packet, packet_size
+from ..bitstream.packet import PACKET_HEADER
+from .datagram import Datagram, DatagramError, DatagramKind, decode_datagram
+from .hello import decode_hello
+from .jitter import JitterBuffer
+from .plc import Concealer
+from .seqwindow import DEFAULT_WINDOW, SeqStatus, SeqWindow
+from .stats import ReceiverStats, Traffic
+
+__all__ = ["ReceiverCore", "link_info"]
+
+PENDING_DATAGRAMS = 64  # DATA held while waiting for the session's HELLO
+MISMATCH_SESSIONS = 16  # sessions remembered as "another model"
+_END_BYTES = PACKET_OVERHEAD + 8  # END payload: n_samples u64
+_CRC = struct.Struct("!I")
+
+
+def link_info(codec, frames_per_packet: int | None = None) -> StreamInfo:
+    """The stream description of ``codec`` (named by its weights' sha, as ``.scrt`` files are)."""
+    info = StreamInfo.from_config(codec.cfg, frames_per_packet=frames_per_packet)
+    return dataclasses.replace(info, model=codec.model_sha)
+
+
+class ReceiverCore:
+    """Receive one stream of the model ``expected`` describes.
+
+    Args:
+        expected: the receiver's model (:func:`link_info`); the sender's HELLO must name it.
+        unit_frames: frames per decoder unit (``cfg.tokens_per_unit``).
+        key: pre-shared HMAC key, or ``None`` for an unauthenticated link.
+        plc: concealment, ``"repeat"`` or ``"pad"`` (:mod:`.plc`).
+        min_delay, max_delay: bounds of the :class:`~.jitter.JitterBuffer`'s delay, seconds.
+        window: sequence window (replay window) in packets.
+
+    Attributes:
+        stats: :class:`~.stats.ReceiverStats`, updated as datagrams come.
+        info: the sender's stream description, once locked.  end: the END packet, once seen.
+        last_heard: arrival time of the last datagram accepted, or refused only for naming another
+            model (a sender is talking, not to us); ``None`` before any.
+    """
+
+    def __init__(self, expected: StreamInfo, unit_frames: int, *, key: bytes | None = None, plc: str = "repeat",
+                 min_delay: float = 0.04, max_delay: float = 1.0, window: int = DEFAULT_WINDOW):
+        self.expected, self.unit_frames, self.key = expected, unit_frames, key
+        self._jitter_args = dict(min_delay=min_delay, max_delay=max_delay)
+        self.stats = ReceiverStats(Traffic(expected.frame_bits, expected.frames_per_s), plc=plc)
+        self.concealer = Concealer(plc)
+        self.window = SeqWindow(window)
+        self.session: int | None = None
+        self.info: StreamInfo | None = None
+        self.jitter: JitterBuffer | None = None
+        self.end = None
+        self.last_heard: float | None = None
+        self._pending: deque[tuple[Datagram, float]] = deque()
+        self._mismatched: dict[int, str] = {}
+        self._released: list[tuple[np.ndarray, np.ndarray]] = []  # not polled yet
+        self._skip_reported = 0
+
+    # -- in ---------------------------------------------------------------------------------------
+    def handle(self, data: bytes, now: float) -> None:
+        """One datagram that arrived at ``now`` (seconds, monotonic)."""
+        try:
+            dg = decode_datagram(data, self.key)
+        except DatagramError as e:
+            self.stats.traffic.add(len(data))
+            self.stats.reject(e.reason)
+            return
+        self.stats.traffic.add(len(data), tagged=dg.authenticated, hello=dg.kind is DatagramKind.HELLO)
+        if dg.kind is DatagramKind.HELLO:
+            self._hello(dg, now)
+        elif dg.session in self._mismatched:
+            self.stats.reject("model_mismatch")
+            self.last_heard = now
+        elif self.session is None:
+            self._pending.append((dg, now))
+            if len(self._pending) > PENDING_DATAGRAMS:
+                self._pending.popleft()
+                self.stats.reject("no_session")
+        elif dg.session != self.session:
+            self.stats.reject("other_session")
+        else:
+            self._data(dg, now)
+
+    def _hello(self, dg: Datagram, now: float) -> None:
+        try:
+            info = decode_hello(dg.body)
+        except DatagramError as e:
+            self.stats.reject(e.reason)
+            return
+        if self.session is not None and dg.session == self.session:
+            if info != self.info:
+                self.stats.reject("malformed")  # a session cannot change its stream
+                return
+            self.stats.hellos += 1
+            self.last_heard = now
+            return
+        if info.model != self.expected.model:
+            self._mismatch(dg.session, info)
+            self.last_heard = now
+            return
+        if self.session is not None:
+            self.stats.reject("other_session")
+            return
+        self.session, self.info = dg.session, info
+        self.stats.session = dg.session
+        self.stats.hellos += 1
+        self.last_heard = now
+        self.jitter = JitterBuffer(self.unit_frames, info.frames_per_s, info.frames_per_packet,
+                                   **self._jitter_args)
+        self.stats.buffer_capacity_frames = self.jitter.capacity
+        pending, self._pending = self._pending, deque()
+        for held, t in pending:
+            if held.session == self.session:
+                self._data(held, t)
+            else:
+                self.stats.reject("other_session")
+
+    def _mismatch(self, session: int, info: StreamInfo) -> None:
+        msg = (f"the sender's tokens come from model {info.config} (sha {info.model}), this receiver "
+               f"decodes with model {self.expected.config} (sha {self.expected.model})")
+        if session not in self._mismatched:
+            if len(self._mismatched) >= MISMATCH_SESSIONS:
+                del self._mismatched[next(iter(self._mismatched))]
+            self._mismatched[session] = msg
+            self.stats.model_mismatch_error = msg
+            kept = deque(p for p in self._pending if p[0].session != session)
+            for _ in range(len(self._pending) - len(kept)):
+                self.stats.reject("model_mismatch")
+            self._pending = kept
+        self.stats.reject("model_mismatch")
+
+    def _data(self, dg: Datagram, now: float) -> None:
+        st = self.stats
+        try:
+            pkt = self._parse(dg.body)
+        except DatagramError as e:
+            st.reject(e.reason)
+            return
+        ext = self.window.unwrap(pkt.seq)
+        status = self.window.check(ext)
+        if status is SeqStatus.DUPLICATE and pkt.kind is PacketKind.END and self.end is not None:
+            st.end_repeats += 1  # the sender repeats END on purpose
+            self.last_heard = now
+            return
+        if status is not SeqStatus.NEW:
+            if dg.authenticated:
+                st.reject("replay")
+            elif status is SeqStatus.DUPLICATE:
+                st.duplicates += 1
+            else:
+                st.late += 1  # behind the whole window: hopelessly late, and maybe a repeat
+            return
+        if self.window.highest is not None and ext < self.window.highest:
+            st.reordered += 1
+        self.window.mark(ext)
+        st.packets_received += 1
+        self.last_heard = now
+        if pkt.kind is PacketKind.END:
+            self.end = pkt
+            st.end_received = True
+            self.jitter.set_end(pkt.first_frame)
+            return
+        self._released += self._conceal(self.jitter.pop(now))
+        placed = self.jitter.insert(pkt.first_frame, pkt.ids, now)
+        st.late_frames += placed.late
+        st.late += placed.late > 0 and placed.new == 0
+        st.overflow_frames += placed.overflow
+        st.duplicates += placed.duplicate > 0 and placed.new == 0
+
+    def _parse(self, body: bytes):
+        """The bitstream packet of a DATA body, each failure a :class:`DatagramError`."""
+        info = self.info
+        if len(body) < PACKET_HEADER.size:
+            raise DatagramError("truncated", f"{len(body)} bytes is shorter than a packet header")
+        kind, _, _, n = PACKET_HEADER.unpack_from(body)
+        need = packet_size(n, info.semantic_bits, info.acoustic_bits) if kind == PacketKind.TOKENS else _END_BYTES
+        if len(body) < need:
+            raise DatagramError("truncated", f"packet of {len(body)} bytes, its header says {need}")
+        (crc,) = _CRC.unpack_from(body, len(body) - _CRC.size)
+        if zlib.crc32(memoryview(body)[: -_CRC.size]) != crc:
+            raise DatagramError("bad_crc", "packet CRC mismatch")
+        if kind == PacketKind.TOKENS and n > info.frames_per_packet:
+            raise DatagramError("malformed", f"{n} frames, the session allows {info.frames_per_packet}")
+        try:
+            return decode_packet(body, info.semantic_bits, info.acoustic_bits,
+                                 semantic_vocab=info.semantic_vocab, acoustic_vocab=info.acoustic_vocab)
+        except BitstreamError as e:
+            raise DatagramError("malformed", str(e)) from None
+
+    # -- out --------------------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        return None if self.jitter is None else self.jitter.next_deadline()
+
+    @property
+    def done(self) -> bool:
+        """END came and every unit up to it has been released."""
+        return self.jitter is not None and self.jitter.finished
+
+    def poll(self, now: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Units released by ``now``, concealed: ``(ids [T_u, 2], pad [T_u])`` each.
+
+        Call :meth:`take_skipped` first: skipped units play before these.
+        """
+        if self.jitter is None:
+            return []
+        out, self._released = self._released + self._conceal(self.jitter.pop(now)), []
+        return out
+
+    def take_skipped(self) -> int:
+        """Units skipped at the start (the first packet came past the ring) not reported yet."""
+        n = 0 if self.jitter is None else self.jitter.skipped_units - self._skip_reported
+        self._skip_reported += n
+        return n
+
+    def finish(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The stream is over (END played out, timeout or interrupt): the remaining units."""
+        for _ in self._pending:
+            self.stats.reject("no_session")
+        self._pending.clear()
+        if self.jitter is None:
+            return []
+        out, self._released = self._released + self._conceal(self.jitter.drain()), []
+        return out
+
+    def n_samples(self, unit_samples: int) -> int:
+        """The stream length: END's ``n_samples``, else the whole units of the frames received."""
+        if self.end is not None:
+            return self.end.n_samples
+        if self.jitter is None:
+            return 0
+        return -(-self.jitter.frames_known // self.jitter.tu) * unit_samples
+
+    def snapshot(self) -> dict:
+        """``stats.to_dict()`` with the derived packet and buffer figures filled in."""
+        st, jb = self.stats, self.jitter
+        st.expected = 0 if self.window.highest is None else self.window.highest + 1
+        st.lost = st.expected - st.packets_received
+        if jb is not None:
+            st.frames_played, st.frames_concealed = jb.frames_played, jb.frames_concealed
+            st.frames_received = jb.frames_taken
+            st.frames_skipped = jb.skipped_units * jb.tu
+            st.traffic.frames = st.frames_received
+            st.buffer_max_frames = jb.max_held
+            st.jitter_ms = round(jb.jitter * 1e3, 3)
+            st.delay_ms = round(jb.delay * 1e3, 3)
+            st.max_delay_ms = round(jb.peak_delay * 1e3, 3)
+        return st.to_dict()
+
+    def _conceal(self, units) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.concealer.apply(u.ids, u.missing) for u in units]
