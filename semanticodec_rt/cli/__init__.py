@@ -8,6 +8,10 @@ Commands::
     semanticodec-rt info      FILE.scrt           what a .scrt holds (no model needed)
     semanticodec-rt data build --out DIR --tier T  the offline training corpus (semanticodec_rt.data)
     semanticodec-rt eval --ref DIR|MANIFEST       objective scores vs baselines (semanticodec_rt.eval)
+    semanticodec-rt bench                         speed: reference formulation vs ours
+    semanticodec-rt train STAGE --out RUN         one training stage, or export (semanticodec_rt.train)
+    semanticodec-rt live                          mic -> tokens -> speaker loopback (semanticodec_rt.live)
+    semanticodec-rt link send|recv                UDP voice link (semanticodec_rt.link)
 
 Without a command name the mode follows the suffixes, as in encodec's CLI: ``IN.wav OUT.scrt``
 encodes, ``IN.scrt OUT.wav`` decodes, ``IN.wav OUT.wav`` does both.
