@@ -43,7 +43,7 @@ class CopySynthesis(torch.nn.Module):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         n = wave.shape[-1]
         quantum = 4 * HOP  # the VAE halves time twice
-        padded = torch.nn.functional.pad(wave, (0, (-n) % quantum or 0))
+        padded = torch.nn.functional.pad(wave, (0, (-n) % quantum))
         if padded.shape[-1] == 0:
             padded = torch.zeros(wave.shape[0], quantum)
         mel = log_mel(padded)  # [B, T, 64]

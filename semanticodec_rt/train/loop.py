@@ -260,7 +260,8 @@ class Trainer:
             raise
         if bar is not None:
             bar.close()
-        if not checkpoints(self.stage_dir) or checkpoints(self.stage_dir)[-1][0] != self.step:
+        saved = checkpoints(self.stage_dir)
+        if not saved or saved[-1][0] != self.step:
             self._save()
         if self.step >= s.steps and self.world.main:
             self.write_final()

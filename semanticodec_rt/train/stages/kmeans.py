@@ -28,9 +28,9 @@ import torch
 
 from ... import ops
 from ...encoder import SemantiCodecEncoder
-from ...streaming.rt_compute import tail_samples, unit_representation
+from ...streaming.rt_compute import unit_representation
 from ..data import CropSource, TrainDataError
-from ..distributed import all_sum, gather_batch
+from ..distributed import gather_batch
 from .base import Stage
 
 
@@ -47,8 +47,7 @@ def frozen_encoder(stage: Stage) -> SemantiCodecEncoder:
 
 
 def crop_samples(stage: Stage) -> int:
-    """Samples of a crop of ``crop_seconds``, rounded to whole units (minus the frame tail so the
-    units fit exactly)."""
+    """Samples of a crop of ``crop_seconds``, rounded to whole units (at least one)."""
     us = stage.cfg.unit_columns * stage.cfg.column_samples
     units = max(1, round(stage.settings.crop_seconds * stage.cfg.sample_rate / us))
     return units * us
@@ -100,8 +99,7 @@ class KMeansStage(Stage):
     def after_step(self, step, batch, cache):
         if not self.centroids:
             self._init()
-        x = gather_batch(self.features(batch["audio"]), self.world) if self.world.size > 1 else \
-            self.features(batch["audio"])
+        x = gather_batch(self.features(batch["audio"]), self.world)
         logs = {}
         for k, c in self.centroids.items():
             ids = ops.nearest_centroid(x, c)

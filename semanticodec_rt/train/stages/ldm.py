@@ -141,6 +141,8 @@ class LDMStage(Stage):
             centroid = self.encoder.semantic_quantizer.dequantize(sem).to(rep.dtype)
         hidden, _ = m.encoder(torch.cat([rep, centroid], dim=-1))
         proj = m.encoder_output_linear(hidden)
+        if not bool(m.quantizer._codebook.initted):  # first step: seed the codebook from the projections
+            self._init_codebook(gather_batch(proj.detach().reshape(-1, proj.shape[-1]), self.world), 0)
         ids = ops.nearest_centroid(proj.detach().reshape(-1, proj.shape[-1]).float(), m.quantizer.embed.float())
         ids = ids.reshape(proj.shape[:2])
         code = m.quantizer.dequantize(ids)
@@ -158,14 +160,6 @@ class LDMStage(Stage):
         if not bool(m.scale_initted):
             self._init_scale()
         audio = batch["audio"]
-        if not bool(m.quantizer._codebook.initted):
-            with torch.no_grad():
-                rep = unit_representation(self.encoder, self.cfg, audio)
-                sem = self.encoder.semantic_quantizer.quantize(rep)
-                cen = self.encoder.semantic_quantizer.dequantize(sem).to(rep.dtype)
-                h, _ = m.encoder(torch.cat([rep, cen], -1))
-                x = gather_batch(m.encoder_output_linear(h).reshape(-1, rep.shape[-1]), self.world)
-            self._init_codebook(x, 0)
         windows, proj, ids, code = self.features(audio)
         commit = F.mse_loss(proj, code.detach())
         cond, uncond = make_contexts(windows, self.pe)
