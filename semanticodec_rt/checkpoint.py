@@ -46,14 +46,29 @@ def codec_tensors(codec, dtype: torch.dtype | None = None) -> dict[str, torch.Te
     return out
 
 
-def save(codec, path: str | Path, *, dtype: torch.dtype | None = None, metadata: dict | None = None) -> str:
-    """Write ``codec`` to ``path`` (``dtype=torch.float16`` halves the file); returns its model sha."""
+def save(codec, path: str | Path, *, dtype: torch.dtype | None = None, storage: str | None = None,
+         metadata: dict | None = None) -> str:
+    """Write ``codec`` to ``path``; returns its model sha.
+
+    ``dtype=torch.float16`` (or ``storage="float16"``) halves the file; ``storage="int8"`` stores
+    large weights as int8 with per-row scales and drops training-only buffers (about a
+    quarter of float32; see :mod:`.weight_storage`).
+    """
     from safetensors.torch import save_file
 
-    tensors = codec_tensors(codec, dtype)
+    from .weight_storage import pack
+
+    if storage is not None and dtype is not None:
+        raise ValueError("give dtype or storage, not both")
+    if storage is None:
+        storage = "float16" if dtype == torch.float16 else "float32"
+        tensors = codec_tensors(codec, dtype)
+    else:
+        tensors = pack(codec_tensors(codec), storage)
     sha = model_sha(codec.cfg, tensors)
     meta = {
         "format": FORMAT,
+        "storage": storage,
         "config": json.dumps(codec.cfg.to_dict(), sort_keys=True),
         "config_sha": codec.cfg.sha(),
         "model_sha": sha,
@@ -95,6 +110,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
     from .encoder import SemantiCodecEncoder
     from .model import SemantiCodec
     from .official import assign_state
+    from .weight_storage import unpack
 
     meta = read_metadata(path)
     try:
@@ -106,7 +122,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
     tensors = load_file(str(path))
     if verify and model_sha(cfg, tensors) != meta.get("model_sha"):
         raise CheckpointError(f"{path}: tensors do not match model_sha {meta.get('model_sha')} (corrupt)")
-    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    tensors = unpack(tensors)
     if "semantic_codebook" not in tensors:
         raise CheckpointError(f"{path}: no semantic_codebook tensor")
     with torch.device("meta"):

@@ -129,11 +129,25 @@ class DiffusionConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Default sampling parameters (the reference: 50 DDIM steps, eta 1, guidance 2)."""
+    """Default sampling parameters (the reference: 50 DDIM steps, eta 1, guidance 2).
+
+    ``spacing`` picks the timestep grid: ``uniform`` is the reference's ``{0, c, 2c, ...} + 1``;
+    ``trailing`` is ``floor(i T / S) - 1`` for i = 1..S, ending on a clean latent, whose grids
+    nest (the S/2 grid is every other point of the S grid) -- what a progressively distilled
+    student (``train distill``) is trained on, and the only grid it is valid for.
+    """
 
     steps: int = 50
     eta: float = 1.0
     cfg_scale: float = 2.0
+    spacing: str = "uniform"
+
+    def __post_init__(self) -> None:
+        if self.spacing not in SAMPLER_SPACINGS:
+            raise ValueError(f"sampler spacing must be one of {SAMPLER_SPACINGS}, got {self.spacing!r}")
+
+
+SAMPLER_SPACINGS = ("uniform", "trailing")
 
 
 @dataclass(frozen=True)
@@ -258,7 +272,13 @@ class CodecConfig:
 
     # -- identity ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        # Fields added after the first release are written only when they differ from their
+        # default, so that every earlier config keeps its sha (checkpoints, bitstream headers).
+        for sub, name, default in _LATE_FIELDS:
+            if d[sub].get(name) == default:
+                del d[sub][name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "CodecConfig":
@@ -280,6 +300,9 @@ class CodecConfig:
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+
+#: (sub-config, field, default) added later; omitted from to_dict() at their default
+_LATE_FIELDS = (("sampler", "spacing", "uniform"),)
 
 _SUBCONFIGS = {
     "fbank": FbankConfig,

@@ -79,9 +79,10 @@ class LatentDiffusionDecoder(nn.Module):
         return (d.latent_channels, d.latent_t, d.latent_f)
 
     def ddim(self, steps: int, eta: float) -> DDIMSchedule:
+        """The sampling schedule on the config's grid (``cfg.sampler.spacing``)."""
         key = (int(steps), float(eta))
         if key not in self._ddim_cache:
-            self._ddim_cache[key] = ddim_schedule(self.alphas_cumprod, steps, eta)
+            self._ddim_cache[key] = ddim_schedule(self.alphas_cumprod, steps, eta, self.cfg.sampler.spacing)
         return self._ddim_cache[key]
 
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -137,6 +138,9 @@ class LatentDiffusionDecoder(nn.Module):
                 cfg_scale=cfg_scale,
                 step_noise=step_noise,
                 separate_guidance=separate_guidance,
+                # Distilled students (trailing grid) take the fused guidance + update kernel; the
+                # reference grid keeps the unfused chain its golden vectors were made with.
+                fused=self.cfg.sampler.spacing == "trailing" and not separate_guidance,
             )
         with times.stage("vae"):
             mel = self.latent_to_mel(z)

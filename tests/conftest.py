@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from semanticodec_rt.config import (
-    AcousticConfig,
     CodecConfig,
     UNetConfig,
     VAEConfig,

@@ -7,7 +7,6 @@ The ``smoke`` config (rt-tiny, small codebooks and batches) keeps each stage to 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -22,7 +21,6 @@ import torch
 from semanticodec_rt import checkpoint
 from semanticodec_rt.cli import main as cli_main
 from semanticodec_rt.train import configs
-from semanticodec_rt.train.assemble import export
 from semanticodec_rt.train.data import CropSource, shard
 from semanticodec_rt.train.loop import RunDirError, Trainer, checkpoints
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .app import FORMATTER, CliError, positive_int, progress_enabled, say
 
-STAGE_CHOICES = ("mae", "kmeans", "vae", "vocoder", "ldm", "export")
+STAGE_CHOICES = ("mae", "kmeans", "vae", "vocoder", "ldm", "export", "distill")
 
 _DESCRIPTION = """\
 Train a model from a corpus (see 'semanticodec-rt data build'), one stage at a time, in this
@@ -20,6 +20,11 @@ order (vae and vocoder do not depend on the others):
   vocoder  HiFi-GAN from log-mel (multi-period + multi-scale discriminators, mel loss)
   ldm      latent diffusion UNet + acoustic LSTM/VQ jointly (v-prediction, guidance dropout)
   export   assemble RUN_DIR's five stages into RUN_DIR/model.safetensors (--model PATH)
+
+and, on a finished teacher (ours or the published checkpoints):
+
+  distill  few-step students of the decoder (progressive distillation, guidance folded in);
+           writes RUN_DIR/distill/model-sN.safetensors for every step count of distill.rounds
 
 All stages of one model share RUN_DIR (one sub-folder each: config.json, log.jsonl, ckpt/,
 final.safetensors).  Checkpoints every STAGE.ckpt_every steps and when stopped (Ctrl-C,
@@ -34,7 +39,10 @@ examples:
   semanticodec-rt train mae --config rt-small --data corpus --out runs/rt-small --resume --max-steps 2000
   semanticodec-rt train kmeans --config rt-small --data corpus --out runs/rt-small --set kmeans.vocabs=8192,4096
   torchrun --nproc_per_node 2 -m semanticodec_rt train vae --config rt-small --data corpus --out runs/rt-small
-  semanticodec-rt train export --out runs/rt-small --fp16"""
+  semanticodec-rt train export --out runs/rt-small --fp16
+  semanticodec-rt train distill --teacher runs/rt-small --data corpus --out runs/rt-small
+  semanticodec-rt train distill --teacher official:ckpts:100:32768 --data corpus --out runs/official-d \
+      --device cuda --precision bf16"""
 
 
 def add_parser(sub) -> None:
@@ -54,8 +62,14 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="autocast precision on CUDA (default fp32; ignored on CPU)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads")
+    p.add_argument("--teacher", metavar="SPEC",
+                   help="distill: the teacher, a run folder, official:DIR[:RATE[:VOCAB]] or a checkpoint "
+                        "(then also --set distill.vae=RUN/vae/final.safetensors)")
     p.add_argument("--model-out", metavar="FILE", help="export: checkpoint path (default RUN_DIR/model.safetensors)")
     p.add_argument("--fp16", action="store_true", help="export: store float16 tensors (half the size)")
+    p.add_argument("--storage", choices=("float32", "float16", "int8"),
+                   help="export: how tensors are stored; int8 = large weights as int8 with per-row "
+                        "scales (about a quarter of float32)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 
 
@@ -69,15 +83,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stage == "export":
         from ..train.assemble import export
 
-        path, sha = export(args.out, args.model_out, dtype=torch.float16 if args.fp16 else None)
+        if args.fp16 and args.storage not in (None, "float16"):
+            raise CliError("--fp16 and --storage disagree; give one")
+        storage = args.storage or ("float16" if args.fp16 else None)
+        path, sha = export(args.out, args.model_out, storage=storage)
         say(args, f"exported {args.out} -> {path} (model {sha}, {Path(path).stat().st_size / 1e6:.1f} MB)")
         return 0
     if not args.data:
         raise CliError("--data CORPUS is required to train a stage")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CliError("--device cuda: no CUDA device is available to torch")
+    overrides = list(args.set)
+    if args.teacher:
+        if args.stage != "distill":
+            raise CliError("--teacher is for the distill stage")
+        overrides.append(f"distill.teacher={args.teacher}")
     try:
-        tcfg = configs.apply_overrides(configs.get_train_config(args.config), args.set)
+        tcfg = configs.apply_overrides(configs.get_train_config(args.config), overrides)
     except ValueError as e:
         raise CliError(str(e)) from None
     from ..train.data import TrainDataError
@@ -85,10 +107,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train.loop import RunDirError, Trainer
 
     try:
-        trainer = Trainer(args.stage, tcfg, args.data, args.out, device=args.device, resume=args.resume,
-                          precision=args.precision, progress=progress_enabled(args))
+        try:
+            trainer = Trainer(args.stage, tcfg, args.data, args.out, device=args.device, resume=args.resume,
+                              precision=args.precision, progress=progress_enabled(args))
+        except ValueError as e:  # settings that do not fit (distill rounds, teacher, vocab)
+            raise CliError(str(e)) from None
         last = trainer.run(args.max_steps)
-    except (RunDirError, TrainDataError) as e:
+    except (RunDirError, TrainDataError, FileNotFoundError) as e:
         raise CliError(str(e)) from None
     finally:
         shutdown()

@@ -69,8 +69,43 @@ def ddim_timesteps(steps: int, num_timesteps: int = 1000) -> torch.Tensor:
     return ts
 
 
-def ddim_schedule(alphas_cumprod: torch.Tensor, steps: int, eta: float = 1.0) -> DDIMSchedule:
-    """Build the DDIM parameters from the model's ``[T]`` float32 alpha-bar buffer."""
+def trailing_timesteps(steps: int, num_timesteps: int = 1000) -> torch.Tensor:
+    """Trailing grid ``floor(i T / S) - 1`` for i = 1..S, ascending; the top is ``T - 1``.
+
+    The grids nest: the grid of ``S / r`` is every r-th point of the grid of S (the same
+    formula at ``i = r j``), which progressive distillation needs (one student step spans
+    exactly r teacher steps).  Below the lowest point lies the clean latent (alpha-bar 1).
+    """
+    if not 1 <= steps <= num_timesteps:
+        raise ValueError(f"steps must be in [1, {num_timesteps}], got {steps}")
+    i = torch.arange(1, steps + 1, dtype=torch.int64)
+    return (i * num_timesteps) // steps - 1
+
+
+def trailing_schedule(alphas_cumprod: torch.Tensor, steps: int, eta: float = 0.0) -> DDIMSchedule:
+    """DDIM parameters on the :func:`trailing_timesteps` grid; the last step lands on alpha-bar 1
+    (a clean latent), so ``x_prev`` of the last step is exactly its ``pred_x0``."""
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    ac = alphas_cumprod.detach().cpu().to(torch.float32)
+    ts = trailing_timesteps(steps, ac.numel())
+    alphas = ac[ts]
+    prev = torch.cat([torch.ones(1), ac[ts[:-1]]]).to(torch.float64)
+    a64 = alphas.to(torch.float64)
+    sigmas = eta * torch.sqrt((1 - prev) / (1 - a64) * (1 - a64 / prev))
+    return DDIMSchedule(timesteps=ts, alphas=alphas, alphas_prev=prev, sigmas=sigmas,
+                        sqrt_one_minus_alphas=torch.sqrt(1.0 - alphas))
+
+
+def ddim_schedule(alphas_cumprod: torch.Tensor, steps: int, eta: float = 1.0, spacing: str = "uniform") -> DDIMSchedule:
+    """Build the DDIM parameters from the model's ``[T]`` float32 alpha-bar buffer.
+
+    ``spacing="trailing"`` gives :func:`trailing_schedule` (distilled students).
+    """
+    if spacing == "trailing":
+        return trailing_schedule(alphas_cumprod, steps, eta)
+    if spacing != "uniform":
+        raise ValueError(f"spacing must be 'uniform' or 'trailing', got {spacing!r}")
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
     ac = alphas_cumprod.detach().cpu().to(torch.float32)

@@ -69,11 +69,13 @@ def assemble(run_dir: str | Path):
     return SemantiCodec(cfg, encoder, decoder).eval()
 
 
-def export(run_dir: str | Path, out: str | Path | None = None, *, dtype: torch.dtype | None = None) -> tuple[Path, str]:
-    """Assemble and save; returns ``(path, model sha)``.  Default path: ``RUN/model.safetensors``."""
+def export(run_dir: str | Path, out: str | Path | None = None, *, dtype: torch.dtype | None = None,
+           storage: str | None = None) -> tuple[Path, str]:
+    """Assemble and save; returns ``(path, model sha)``.  Default path: ``RUN/model.safetensors``.
+    ``storage``: float32, float16 or int8 (:mod:`semanticodec_rt.weight_storage`)."""
     from .. import checkpoint
 
     codec = assemble(run_dir)
     path = Path(out) if out else Path(run_dir) / "model.safetensors"
-    sha = checkpoint.save(codec, path, dtype=dtype, metadata={"run": Path(run_dir).name})
+    sha = checkpoint.save(codec, path, dtype=dtype, storage=storage, metadata={"run": Path(run_dir).name})
     return path, sha

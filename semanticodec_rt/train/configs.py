@@ -113,6 +113,27 @@ class LDMSettings(StageSettings):
 
 
 @dataclass(frozen=True)
+class DistillSettings(StageSettings):
+    """Progressive distillation of a trained codec's decoder (items: crops; each decoder window of
+    a crop is one example).  Not part of the teacher pipeline: ``train distill --teacher SPEC``.
+
+    ``rounds`` are sampler step counts: the teacher samples in ``rounds[0]`` (with two-branch
+    guidance of scale ``guidance``), the first student in ``rounds[1]`` with guidance folded in
+    (one branch), each later student learns from the previous one.  Each count must divide the
+    one before it.  ``steps`` are split equally over the rounds; every round restarts the
+    learning-rate warm-up and cosine.  ``teacher``: ``RUN``, ``official:DIR[:RATE[:VOCAB]]`` or a
+    checkpoint with ``vae`` (its run's ``vae/final.safetensors``).
+    """
+
+    teacher: str = ""
+    vae: str = ""
+    rounds: tuple[int, ...] = (64, 16, 4, 2, 1)
+    guidance: float = 2.0
+    crop_seconds: float = 2.56
+    ema_decay: float = 0.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training recipe: the model and every stage's settings."""
 
@@ -129,6 +150,7 @@ class TrainConfig:
     vae: VAESettings = field(default_factory=VAESettings)
     vocoder: VocoderSettings = field(default_factory=VocoderSettings)
     ldm: LDMSettings = field(default_factory=LDMSettings)
+    distill: DistillSettings = field(default_factory=DistillSettings)
 
     def model_config(self) -> CodecConfig:
         """The :class:`CodecConfig` of the model this recipe trains."""
@@ -153,7 +175,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-STAGE_FIELDS = ("mae", "kmeans", "vae", "vocoder", "ldm")
+STAGE_FIELDS = ("mae", "kmeans", "vae", "vocoder", "ldm", "distill")
 
 
 def _smoke() -> TrainConfig:
@@ -170,6 +192,7 @@ def _smoke() -> TrainConfig:
         vae=VAESettings(**common, lr=1e-3, crop_seconds=0.64),
         vocoder=VocoderSettings(**common, lr=1e-3, crop_seconds=0.2, disc_width=0.125),
         ldm=LDMSettings(**common, lr=1e-3, crop_seconds=1.28, scale_batches=2),
+        distill=DistillSettings(**{**common, "ema_decay": 0.0}, lr=1e-3, crop_seconds=0.64, rounds=(4, 2, 1)),
     )
 
 
@@ -188,6 +211,7 @@ def _rt_small() -> TrainConfig:
         vocoder=VocoderSettings(steps=6000, batch=8, lr=3e-4, warmup=200, crop_seconds=0.32,
                                 ckpt_every=250, log_every=25, disc_width=0.5, adversarial_start=6000),
         ldm=LDMSettings(steps=6000, batch=8, lr=2e-4, warmup=200, ckpt_every=250, log_every=25),
+        distill=DistillSettings(steps=2000, batch=4, lr=5e-5, warmup=20, ckpt_every=100, log_every=10),
     )
 
 
@@ -252,7 +276,7 @@ def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
 def from_dict(d: dict) -> TrainConfig:
     """Inverse of :meth:`TrainConfig.to_dict` (used when resuming from a run folder)."""
     kinds = {"mae": MAESettings, "kmeans": KMeansSettings, "vae": VAESettings,
-             "vocoder": VocoderSettings, "ldm": LDMSettings}
+             "vocoder": VocoderSettings, "ldm": LDMSettings, "distill": DistillSettings}
 
     def tupled(v):
         return tuple(tupled(x) for x in v) if isinstance(v, list) else v

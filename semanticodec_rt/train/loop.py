@@ -59,6 +59,8 @@ def _config_difference(saved: dict, now: dict) -> list[str]:
     out = []
     for k in sorted(set(saved) | set(now)):
         a, b = saved.get(k), now.get(k)
+        if a is None and isinstance(b, dict):
+            continue  # a stage added to TrainConfig after this run started
         if isinstance(a, dict) and isinstance(b, dict):
             out += [f"{k}.{f}" for f in sorted(set(a) | set(b))
                     if f not in RESUMABLE_CHANGES and a.get(f) != b.get(f)]

@@ -15,9 +15,12 @@ def stage_class(name: str):
         from .vocoder import VocoderStage as cls
     elif name == "ldm":
         from .ldm import LDMStage as cls
+    elif name == "distill":
+        from .distill import DistillStage as cls
     else:
-        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES + ('distill',))}")
     return cls
 
 
+#: the teacher pipeline; ``distill`` comes after it, on a finished teacher (``--teacher``)
 STAGES = ("mae", "kmeans", "vae", "vocoder", "ldm")

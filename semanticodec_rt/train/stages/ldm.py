@@ -37,9 +37,9 @@ from ...modules.positional import PositionalEncoding
 from ...modules.unet import UNet
 from ...modules.vae import AutoencoderKL
 from ...quantization.vq import AcousticVQ
-from ...streaming.rt_compute import decoder_units, unit_representation, unit_window, window_samples
+from ...streaming.rt_compute import decoder_units, unit_representation, unit_window
 from ..distributed import all_sum, gather_batch
-from ..mel import HOP, log_mel
+from ..teacher import window_latents
 from .base import Stage
 from .kmeans import crop_samples, frozen_encoder
 
@@ -101,16 +101,9 @@ class LDMStage(Stage):
         return batch
 
     # -- pieces ------------------------------------------------------------------------------------
-    @torch.no_grad()
     def target_latents(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, n]`` crops -> ``[B * units, C, T_l, F_l]`` unscaled VAE means of every window."""
-        cfg = self.cfg
-        ws, us = window_samples(cfg), cfg.unit_columns * cfg.column_samples
-        mel = log_mel(F.pad(audio, (ws - us, 0)))  # [B, frames, 64]
-        per_win, hop_units = ws // HOP, us // HOP
-        wins = torch.stack([mel[:, u * hop_units : u * hop_units + per_win] for u in range(self.units)], 1)
-        flat = wins.reshape(-1, 1, per_win, mel.shape[-1])
-        return self.vae.encode(flat).mode()
+        return window_latents(self.vae, self.cfg, audio)
 
     def _init_scale(self) -> None:
         lat = []
