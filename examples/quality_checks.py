@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--split", default="test", help="split resynthesised by copy synthesis")
     ap.add_argument("--max-seconds", type=float, default=30.0)
     ap.add_argument("--skip-probes", action="store_true")
+    ap.add_argument("--skip-copy", action="store_true", help="probes only (no copy synthesis)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -46,6 +47,8 @@ def main() -> None:
         (out / "probes.json").write_text(json.dumps(results, indent=1) + "\n")
         (out / "probes.md").write_text(markdown(results))
         print(markdown(results))
+    if args.skip_copy:
+        return
     synth = CopySynthesis(args.run)
     entries = [json.loads(x) for x in (data / "manifest.jsonl").read_text().splitlines() if x.strip()]
     entries = [e for e in entries if e["split"] == args.split]
@@ -53,7 +56,8 @@ def main() -> None:
         x, sr = sf.read(str(data / e["path"]), dtype="float32", frames=int(args.max_seconds * 16000))
         wave = torch.from_numpy(np.atleast_2d(x if x.ndim == 1 else x[:, 0]))
         for mode in MODES:
-            dst = out / f"copy-{mode}" / e["path"]
+            # float wav (FLAC holds no float samples); eval --decoded matches any audio suffix
+            dst = (out / f"copy-{mode}" / e["path"]).with_suffix(".wav")
             dst.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(dst), synth(wave, mode)[0].numpy(), sr, subtype="FLOAT")
     print(f"copy-synthesis decodes in {out}/copy-*; score them with semanticodec-rt eval --decoded")

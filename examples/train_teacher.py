@@ -11,6 +11,7 @@ many sessions.  When all stages are done it exports ``RUN/model.safetensors``.
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from pathlib import Path
 
@@ -19,6 +20,10 @@ import torch
 from semanticodec_rt.train.configs import apply_overrides, get_train_config
 from semanticodec_rt.train.loop import Trainer
 from semanticodec_rt.train.stages import STAGES
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main() -> None:
@@ -32,6 +37,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    # Started in the background ('nohup ... &'), a process inherits SIGINT as *ignored*, so a
+    # Ctrl-C / 'kill -INT' would not stop it; make SIGINT and SIGTERM stop the loop cleanly (the
+    # loop writes a checkpoint on KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     tcfg = apply_overrides(get_train_config(args.config), args.set)

@@ -150,6 +150,15 @@ def test_students_are_codecs_with_one_unet_call_per_step(teacher_run, corpus, tm
         units = tokens.shape[1] // codec.cfg.tokens_per_unit
         assert len(calls) == n * -(-units // 8) and sum(calls) == n * units  # one branch, n calls per window
         assert torch.isfinite(wave).all() and wave.shape[-1] == units * codec.cfg.unit_columns * codec.cfg.column_samples
+    # bench times the formulation a student replaces: guidance as two calls per step, not folded
+    from semanticodec_rt import bench
+
+    calls.clear()
+    h = codec.decoder.unet.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    row = bench.measure(codec, audio, reference=True, steps=2)
+    h.remove()
+    assert row.guidance == "2 calls" and sum(calls) == 2 * 2 * units and len(calls) == 2 * 2 * -(-units // 8)
+    assert bench.measure(codec, audio, reference=False, steps=1).guidance == "folded (1 call)"
     # the last student is also the stage's final weights
     final = checkpoint_tensors(tmp_path / "distill" / "final.safetensors")
     s1 = checkpoint_tensors(tmp_path / "distill" / "model-s1.safetensors")

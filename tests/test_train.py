@@ -317,3 +317,20 @@ def test_copy_synthesis_shapes(pipeline, corpus, tmp_path):
         for mode in ("vae+vocoder", "vocoder"):
             y = synth(x, mode)
             assert y.shape == (2, n) and torch.isfinite(y).all()
+
+
+def test_second_process_on_a_stage_is_refused(corpus, tmp_path):
+    """Two trainers of one stage would interleave logs and overwrite checkpoints."""
+    import fcntl
+
+    tr = Trainer("mae", smoke("mae.steps=2"), corpus, tmp_path, progress=False)
+    (tmp_path / "mae").mkdir(exist_ok=True)
+    with open(tmp_path / "mae" / ".lock", "a+") as f:  # another holder (flock conflicts per open file)
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write("4242")
+        f.flush()
+        with pytest.raises(RunDirError, match="pid 4242"):
+            tr.run()
+        fcntl.flock(f, fcntl.LOCK_UN)
+    tr.run()
+    assert tr.step == 2

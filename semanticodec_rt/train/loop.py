@@ -69,6 +69,33 @@ def _config_difference(saved: dict, now: dict) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def _stage_lock(stage_dir: Path, main: bool):
+    """Exclusive ``flock`` on ``STAGE/.lock`` (rank 0 only); the holder's pid is written in it."""
+    if not main:
+        yield
+        return
+    import fcntl
+
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    with open(stage_dir / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise RunDirError(f"{stage_dir} is being trained by another process (pid {holder}); "
+                              "wait for it or stop it first") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _autocast(device: torch.device, precision: str):
     if device.type != "cuda" or precision == "fp32":
         return contextlib.nullcontext()
@@ -204,7 +231,15 @@ class Trainer:
         return float(norm)
 
     def run(self, max_steps: int | None = None) -> dict:
-        """Train up to the stage's ``steps`` (or ``max_steps`` more); returns the last log line."""
+        """Train up to the stage's ``steps`` (or ``max_steps`` more); returns the last log line.
+
+        The stage folder is locked while it runs: a second process training the same stage
+        (which would interleave logs and overwrite checkpoints) is refused with RunDirError.
+        """
+        with _stage_lock(self.stage_dir, self.world.main):
+            return self._run(max_steps)
+
+    def _run(self, max_steps: int | None) -> dict:
         s = self.settings
         end = s.steps if max_steps is None else min(s.steps, self.step + max_steps)
         log_path = self.stage_dir / "log.jsonl"
