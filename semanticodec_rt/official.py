@@ -63,6 +63,21 @@ def codebook_relpath(cfg: CodecConfig) -> str:
     )
 
 
+def parse_official_spec(rest: str) -> tuple[str, int, int]:
+    """``DIR[:RATE[:VOCAB]]`` (the part after ``official:``) -> ``(DIR, rate, vocab)``.
+
+    Defaults: rate 100, vocab 32768.  Only trailing all-digit parts are numbers, so a folder
+    name may itself hold colons.  ``DIR`` is ``""`` when only numbers were given.
+    """
+    parts = rest.split(":")
+    numbers: list[int] = []
+    while len(parts) > 1 and len(numbers) < 2 and parts[-1].isdigit():
+        numbers.insert(0, int(parts.pop()))
+    rate = numbers[0] if numbers else 100
+    vocab = numbers[1] if len(numbers) > 1 else 32768
+    return ":".join(parts), rate, vocab
+
+
 def official_paths(checkpoint_dir: str | Path, cfg: CodecConfig) -> tuple[Path, Path, Path]:
     """``(encoder.ckpt, decoder.ckpt, codebook.npy)`` under ``checkpoint_dir``.
 

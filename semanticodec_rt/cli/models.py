@@ -78,17 +78,11 @@ def _load_preset(name: str, device: str, allowed: bool):
 def _load_official(rest: str, device: str):
     from ..config import official_config
     from ..model import SemantiCodec
-    from ..official import CheckpointMismatchError
+    from ..official import CheckpointMismatchError, parse_official_spec
 
-    parts = rest.split(":")
-    numbers: list[int] = []
-    while len(parts) > 1 and len(numbers) < 2 and parts[-1].isdigit():
-        numbers.insert(0, int(parts.pop()))
-    folder = ":".join(parts)
+    folder, rate, vocab = parse_official_spec(rest)
     if not folder:
         raise CliError("--model official:DIR[:RATE[:VOCAB]] needs a folder")
-    rate = numbers[0] if numbers else 100
-    vocab = numbers[1] if len(numbers) > 1 else 32768
     try:
         official_config(rate, vocab)
     except ValueError as e:

@@ -131,6 +131,16 @@ def unit_window(features: torch.Tensor, cfg: CodecConfig) -> torch.Tensor:
     return fill_window(features.flip(1), tw).flip(1)
 
 
+def unit_windows(features: torch.Tensor, cfg: CodecConfig, units: int, offset: int = 0) -> torch.Tensor:
+    """``[B, T, 2F]`` features -> ``[B, units, Tw, 2F]``: the decoder window of each of ``units``
+    consecutive units, the first ending at position ``offset + T_u`` (windows reach back
+    ``decoder_units - 1`` units; -1 filled before position 0, a stream start)."""
+    tu = cfg.tokens_per_unit
+    span = decoder_units(cfg) * tu
+    ends = [offset + (i + 1) * tu for i in range(units)]
+    return torch.stack([unit_window(features[:, max(0, end - span) : end], cfg) for end in ends], 1)
+
+
 def sample_windows(decoder, cfg: CodecConfig, windows: torch.Tensor, unit_index: list[int], *, seed: int,
                    steps: int, eta: float, cfg_scale: float, separate_guidance: bool = False) -> torch.Tensor:
     """Decode ``[N, Tw, 2F]`` unit windows -> ``[N, 1, window_samples]`` audio.
@@ -220,11 +230,9 @@ def decode_unit_group(codec, feats: torch.Tensor, offset: int, units: list[int],
         ``(segments, tail)``: one ``[B, 1, n]`` segment per unit and the new tail.
     """
     cfg = codec.cfg
-    tu, b = cfg.tokens_per_unit, feats.shape[0]
-    span = decoder_units(cfg) * tu
-    ends = [offset + (i + 1) * tu for i in range(len(units))]
-    windows = torch.cat([unit_window(feats[:, max(0, end - span) : end], cfg) for end in ends])
+    b = feats.shape[0]
     # window-major batch: [unit0 items..., unit1 items...]
+    windows = unit_windows(feats, cfg, len(units), offset).transpose(0, 1).flatten(0, 1)
     waves = sample_windows(codec.decoder, cfg, windows, [u for u in units for _ in range(b)], **sampling)
     waves = waves.float().cpu()
     segments = []

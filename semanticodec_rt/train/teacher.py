@@ -10,7 +10,9 @@ Distillation needs three things from a teacher, whatever it was trained by:
 :func:`load_teacher` takes a run folder of our pipeline (``RUN``), the published checkpoints
 (``official:DIR[:RATE[:VOCAB]]``) or a checkpoint file plus a VAE file; :func:`decoder_windows`
 then gives ``(features, latents)`` for a batch of crops through the same code for the official
-10.24 s windows and the streaming presets' per-unit windows.
+10.24 s windows and the streaming presets' per-unit windows.  The crop geometry
+(:func:`crop_samples`, :func:`windows_per_crop`) and :func:`window_latents` serve the kmeans
+and ldm stages too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from ..conditioning import fill_window
 from ..config import CodecConfig
 from ..modules.vae import AutoencoderKL
-from ..streaming.rt_compute import decoder_units, unit_window, window_samples
+from ..streaming.rt_compute import unit_windows, window_samples
 from .mel import HOP, log_mel
 
 _VAE_ENCODER_PREFIXES = ("first_stage_model.encoder.", "first_stage_model.quant_conv.")
@@ -73,13 +75,10 @@ def load_teacher(spec: str, device: str | torch.device = "cpu", vae_path: str | 
         from .. import official
         from ..model import SemantiCodec
 
-        parts = spec[len("official:"):].split(":")
-        nums: list[int] = []
-        while len(parts) > 1 and len(nums) < 2 and parts[-1].isdigit():
-            nums.insert(0, int(parts.pop()))
-        folder = Path(":".join(parts)).expanduser()
-        rate = nums[0] if nums else 100
-        vocab = nums[1] if len(nums) > 1 else 32768
+        name, rate, vocab = official.parse_official_spec(spec[len("official:"):])
+        if not name:
+            raise ValueError("--teacher official:DIR[:RATE[:VOCAB]] needs a folder")
+        folder = Path(name).expanduser()
         codec = SemantiCodec.from_official(folder, rate, vocab, device="cpu", config=official_config)
         dec_path = folder / official.checkpoint_subdir(rate) / "decoder.ckpt"
         weights = load_file(vae_path) if vae_path else official.read_state_dict(dec_path)
@@ -150,8 +149,4 @@ def window_features(codec, audio: torch.Tensor) -> torch.Tensor:
     feats = feats.clone()  # a normal tensor: inference-mode ones cannot enter an autograd graph
     if cfg.stream is None:
         return fill_window(feats[:, : cfg.tokens_per_window], cfg.tokens_per_window)
-    tu = cfg.tokens_per_unit
-    span = decoder_units(cfg) * tu
-    units = windows_per_crop(cfg, audio.shape[1])
-    wins = [unit_window(feats[:, max(0, (u + 1) * tu - span) : (u + 1) * tu], cfg) for u in range(units)]
-    return torch.stack(wins, 1).reshape(-1, *wins[0].shape[1:])
+    return unit_windows(feats, cfg, windows_per_crop(cfg, audio.shape[1])).flatten(0, 1)

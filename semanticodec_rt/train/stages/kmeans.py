@@ -31,6 +31,7 @@ from ...encoder import SemantiCodecEncoder
 from ...streaming.rt_compute import unit_representation
 from ..data import CropSource, TrainDataError
 from ..distributed import gather_batch
+from ..teacher import crop_samples
 from .base import Stage
 
 
@@ -46,13 +47,6 @@ def frozen_encoder(stage: Stage) -> SemantiCodecEncoder:
     return enc.eval().to(stage.device)
 
 
-def crop_samples(stage: Stage) -> int:
-    """Samples of a crop of ``crop_seconds``, rounded to whole units (at least one)."""
-    us = stage.cfg.unit_columns * stage.cfg.column_samples
-    units = max(1, round(stage.settings.crop_seconds * stage.cfg.sample_rate / us))
-    return units * us
-
-
 class KMeansStage(Stage):
     name = "kmeans"
     needs = ("mae",)
@@ -61,7 +55,7 @@ class KMeansStage(Stage):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.encoder = frozen_encoder(self)
-        self.samples = crop_samples(self)
+        self.samples = crop_samples(self.cfg, self.settings.crop_seconds)
         self.centroids: dict[int, torch.Tensor] = {}
         self.counts: dict[int, torch.Tensor] = {}
         self.last_used: dict[int, torch.Tensor] = {}

@@ -11,7 +11,7 @@ the first windows are -1 filled exactly as the streaming decoder fills them:
    (cluster sizes and sums with ``vq_decay``, codes whose cluster size falls under
    ``dead_code_threshold`` re-seeded from batch vectors);
 3. one decoder window per unit: the ``[acoustic || semantic]`` features of the window's units
-   (:func:`unit_window`), positional channels appended (:func:`make_contexts`); with probability
+   (:func:`unit_windows`), positional channels appended (:func:`make_contexts`); with probability
    ``cond_drop`` the unconditional context replaces it (classifier-free guidance);
 4. target: the VAE posterior mean of the window's log-mel (the audio the window covers, zeros
    before the crop) times ``scale_factor``, fixed at the first step to 1 / std of the latents
@@ -37,11 +37,11 @@ from ...modules.positional import PositionalEncoding
 from ...modules.unet import UNet
 from ...modules.vae import AutoencoderKL
 from ...quantization.vq import AcousticVQ
-from ...streaming.rt_compute import decoder_units, unit_representation, unit_window
+from ...streaming.rt_compute import unit_representation, unit_windows
 from ..distributed import all_sum, gather_batch
-from ..teacher import window_latents
+from ..teacher import crop_samples, window_latents, windows_per_crop
 from .base import Stage
-from .kmeans import crop_samples, frozen_encoder
+from .kmeans import frozen_encoder
 
 
 class JointModel(nn.Module):
@@ -86,8 +86,8 @@ class LDMStage(Stage):
         self.sqrt_ac = sched["sqrt_alphas_cumprod"].to(self.device)
         self.sqrt_1mac = sched["sqrt_one_minus_alphas_cumprod"].to(self.device)
         self.pe = PositionalEncoding(cfg.pe_len, cfg.pe_dim).pe[0].to(self.device)
-        self.samples = crop_samples(self)
-        self.units = self.samples // (cfg.unit_columns * cfg.column_samples)
+        self.samples = crop_samples(cfg, self.settings.crop_seconds)
+        self.units = windows_per_crop(cfg, self.samples)
 
     # -- data --------------------------------------------------------------------------------------
     def global_batch(self, step, salt: int = 0):
@@ -141,11 +141,8 @@ class LDMStage(Stage):
         code = m.quantizer.dequantize(ids)
         quant = proj + (code - proj).detach()  # straight-through
         feats = torch.cat([quant, centroid], dim=-1)
-        tu, span = cfg.tokens_per_unit, decoder_units(cfg) * cfg.tokens_per_unit
-        windows = torch.stack(
-            [unit_window(feats[:, max(0, (u + 1) * tu - span) : (u + 1) * tu], cfg) for u in range(self.units)], 1
-        )  # [B, units, Tw, 2F]
-        return windows.reshape(-1, *windows.shape[2:]), proj, ids, code
+        windows = unit_windows(feats, cfg, self.units)  # [B, units, Tw, 2F]
+        return windows.flatten(0, 1), proj, ids, code
 
     # -- loss --------------------------------------------------------------------------------------
     def loss(self, group, batch, cache):
