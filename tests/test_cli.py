@@ -307,7 +307,7 @@ def test_scrt_from_another_model_names_both(env, codec, tmp_path, capsys):
 def test_no_model_and_no_default(env, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "assets" / "default.safetensors")
     rc, _, err = run(capsys, "encode", env["clip"], tmp_path / "x.scrt")
-    assert_one_line_error(rc, err, "no default model is shipped yet: pass --model PATH|official:DIR")
+    assert_one_line_error(rc, err, "default model", "is missing", "pass --model PATH|official:DIR")
     assert rc == 2
 
 

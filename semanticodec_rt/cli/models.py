@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .app import PROG, CliError
 
-#: the model used when --model is omitted (not shipped yet): semanticodec_rt/assets/default.safetensors
+#: the model used when --model is omitted: the distilled rt-small shipped in the package (MODEL_CARD.md)
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
 
 
@@ -32,7 +32,8 @@ def load_codec(args: argparse.Namespace):
     if spec is None:
         default = default_model()
         if not default.exists():
-            raise CliError("no default model is shipped yet: pass --model PATH|official:DIR")
+            raise CliError(f"the default model {default} is missing (a partial install?): "
+                           "reinstall the package, or pass --model PATH|official:DIR")
         spec = str(default)
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
