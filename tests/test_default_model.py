@@ -8,7 +8,6 @@ decode of the same tokens in shuffled order.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
