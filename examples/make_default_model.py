@@ -27,16 +27,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model", type=Path, help="checkpoint of the model to ship (float32 or float16)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--storage", default="int8", choices=("int8", "float16"))
+    ap.add_argument("--keep-float16", action="append", default=[], metavar="PREFIX",
+                    help="with int8 storage, keep the tensors under this key prefix float16 "
+                         "(repeatable; e.g. encoder.encoder. for the acoustic LSTM)")
     args = ap.parse_args(argv)
 
     from semanticodec_rt import checkpoint
     from semanticodec_rt.frontend.load import load_waveform
 
     src = checkpoint.load(args.model)
-    sha = checkpoint.save(src, args.out, storage=args.storage,
+    sha = checkpoint.save(src, args.out, storage=args.storage, keep_float16=tuple(args.keep_float16),
                           metadata={"source": args.model.name, "source_sha": src.model_sha})
     mb = args.out.stat().st_size / 1e6
-    print(f"{args.out}: {mb:.2f} MB ({args.storage}), model {sha}, config {src.cfg.name}")
+    kept = f", float16 under {', '.join(args.keep_float16)}" if args.keep_float16 else ""
+    print(f"{args.out}: {mb:.2f} MB ({args.storage}{kept}), model {sha}, config {src.cfg.name}")
     if mb > LIMIT_MB:
         args.out.unlink()
         print(f"ERROR: {mb:.2f} MB is over the {LIMIT_MB} MB limit; removed", file=sys.stderr)

@@ -47,12 +47,13 @@ def codec_tensors(codec, dtype: torch.dtype | None = None) -> dict[str, torch.Te
 
 
 def save(codec, path: str | Path, *, dtype: torch.dtype | None = None, storage: str | None = None,
-         metadata: dict | None = None) -> str:
+         keep_float16: tuple[str, ...] = (), metadata: dict | None = None) -> str:
     """Write ``codec`` to ``path``; returns its model sha.
 
     ``dtype=torch.float16`` (or ``storage="float16"``) halves the file; ``storage="int8"`` stores
     large weights as int8 with per-row scales and drops training-only buffers (about a
-    quarter of float32; see :mod:`.weight_storage`).
+    quarter of float32; see :mod:`.weight_storage`), except keys under the ``keep_float16``
+    prefixes, which stay float16.
     """
     from safetensors.torch import save_file
 
@@ -64,7 +65,7 @@ def save(codec, path: str | Path, *, dtype: torch.dtype | None = None, storage: 
         storage = "float16" if dtype == torch.float16 else "float32"
         tensors = codec_tensors(codec, dtype)
     else:
-        tensors = pack(codec_tensors(codec), storage)
+        tensors = pack(codec_tensors(codec), storage, keep_float16)
     sha = model_sha(codec.cfg, tensors)
     meta = {
         "format": FORMAT,
@@ -73,6 +74,8 @@ def save(codec, path: str | Path, *, dtype: torch.dtype | None = None, storage: 
         "config_sha": codec.cfg.sha(),
         "model_sha": sha,
     }
+    if keep_float16:
+        meta["float16_prefixes"] = ",".join(keep_float16)
     for k, v in (metadata or {}).items():
         meta[f"user.{k}"] = str(v)
     path = Path(path)

@@ -7,7 +7,9 @@ weight as int8 with one float16 scale per row (symmetric, ``scale = max|row| / 1
   codebooks ``[K, D]`` / ``[1, K, D]``: one scale per codeword), else along everything after
   the first (convolutions ``[out, in, kh, kw]``: one scale per output channel);
 * tensors under :data:`MIN_INT8_ELEMENTS` elements or with fewer than 2 dimensions (biases, norms,
-  schedules, scale factors) stay float16;
+  schedules, scale factors) stay float16, and so do tensors whose key starts with one of the
+  ``keep_float16`` prefixes (for weights whose rounding the outputs feel most, e.g. the acoustic
+  LSTM, whose error accumulates over time, and the VQ codebook it is matched against);
 * buffers that only training updates (the acoustic VQ's EMA sums) are not stored at all;
   :func:`unpack` rebuilds them from the codebook, as their values never reach an output.
 
@@ -50,10 +52,16 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return (_rows(q).float() * scale.float()[:, None]).reshape(q.shape)
 
 
-def pack(tensors: dict[str, torch.Tensor], storage: str) -> dict[str, torch.Tensor]:
-    """State tensors (float32) -> what the file stores for ``storage``."""
+def pack(tensors: dict[str, torch.Tensor], storage: str,
+         keep_float16: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """State tensors (float32) -> what the file stores for ``storage``.
+
+    ``keep_float16``: key prefixes stored as float16 instead of int8 (``storage="int8"`` only).
+    """
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
+    if keep_float16 and storage != "int8":
+        raise ValueError(f"keep_float16 applies to int8 storage only, not {storage!r}")
     if storage == "float32":
         return dict(tensors)
     out = {}
@@ -64,7 +72,7 @@ def pack(tensors: dict[str, torch.Tensor], storage: str) -> dict[str, torch.Tens
             out[k] = v.to(torch.float16)
         elif k in TRAINING_ONLY:
             continue
-        elif v.dim() >= 2 and v.numel() >= MIN_INT8_ELEMENTS:
+        elif v.dim() >= 2 and v.numel() >= MIN_INT8_ELEMENTS and not k.startswith(tuple(keep_float16)):
             out[k], out[k + SCALE_SUFFIX] = quantize_int8(v)
         else:
             out[k] = v.to(torch.float16)

@@ -79,3 +79,27 @@ def test_int8_file_with_edited_scale_is_refused(tmp_path):
     save_file(t, str(path), metadata=meta)
     with pytest.raises(checkpoint.CheckpointError, match="model_sha"):
         checkpoint.load(path)
+
+
+def test_int8_keeps_float16_prefixes(tmp_path):
+    """Keys under ``keep_float16`` stay float16 (no int8 rows); the rest are still int8."""
+    tensors = {"enc.lstm.w": torch.randn(128, 64), "enc.lstm2.w": torch.randn(128, 64), "dec.w": torch.randn(128, 64)}
+    packed = pack(tensors, "int8", keep_float16=("enc.lstm.",))
+    assert packed["enc.lstm.w"].dtype == torch.float16 and "enc.lstm.w" + SCALE_SUFFIX not in packed
+    assert packed["enc.lstm2.w"].dtype == torch.int8 and packed["dec.w"].dtype == torch.int8
+    back = unpack(packed)
+    assert torch.equal(back["enc.lstm.w"], tensors["enc.lstm.w"].half().float())
+    with pytest.raises(ValueError, match="int8 storage only"):
+        pack(tensors, "float16", keep_float16=("enc.",))
+
+    codec = SemantiCodec.random(rt_config("rt-small", 100, 1024), seed=5)
+    path = tmp_path / "mixed.safetensors"
+    sha = checkpoint.save(codec, path, storage="int8", keep_float16=("encoder.encoder.",))
+    meta = checkpoint.read_metadata(path)
+    assert meta["storage"] == "int8" and meta["float16_prefixes"] == "encoder.encoder."
+    loaded = checkpoint.load(path)
+    assert loaded.model_sha == sha
+    ref = codec.state_dict()
+    for k, v in loaded.state_dict().items():
+        if k.startswith("encoder.encoder.") and v.is_floating_point():
+            assert torch.equal(v, ref[k].half().float()), k
