@@ -61,6 +61,8 @@ def save(codec, path: str | Path, *, dtype: torch.dtype | None = None, storage: 
 
     if storage is not None and dtype is not None:
         raise ValueError("give dtype or storage, not both")
+    if storage is None and keep_float16:
+        raise ValueError("keep_float16 applies to storage='int8' only")
     if storage is None:
         storage = "float16" if dtype == torch.float16 else "float32"
         tensors = codec_tensors(codec, dtype)

@@ -64,6 +64,7 @@ def pack(tensors: dict[str, torch.Tensor], storage: str,
         raise ValueError(f"keep_float16 applies to int8 storage only, not {storage!r}")
     if storage == "float32":
         return dict(tensors)
+    keep = tuple(keep_float16)
     out = {}
     for k, v in tensors.items():
         if not v.is_floating_point():
@@ -72,7 +73,7 @@ def pack(tensors: dict[str, torch.Tensor], storage: str,
             out[k] = v.to(torch.float16)
         elif k in TRAINING_ONLY:
             continue
-        elif v.dim() >= 2 and v.numel() >= MIN_INT8_ELEMENTS and not k.startswith(tuple(keep_float16)):
+        elif v.dim() >= 2 and v.numel() >= MIN_INT8_ELEMENTS and not k.startswith(keep):
             out[k], out[k + SCALE_SUFFIX] = quantize_int8(v)
         else:
             out[k] = v.to(torch.float16)

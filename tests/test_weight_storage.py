@@ -94,6 +94,8 @@ def test_int8_keeps_float16_prefixes(tmp_path):
 
     codec = SemantiCodec.random(rt_config("rt-small", 100, 1024), seed=5)
     path = tmp_path / "mixed.safetensors"
+    with pytest.raises(ValueError, match="int8"):  # no storage given: it would save float32
+        checkpoint.save(codec, path, keep_float16=("encoder.encoder.",))
     sha = checkpoint.save(codec, path, storage="int8", keep_float16=("encoder.encoder.",))
     meta = checkpoint.read_metadata(path)
     assert meta["storage"] == "int8" and meta["float16_prefixes"] == "encoder.encoder."
