@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from semanticodec_rt import ops
-from semanticodec_rt.diffusion.ddim import cfg_combine, ddim_step_v
-from semanticodec_rt.ops.benchmark import torch_cdist_argmin, torch_norms_mm_min
+from semanticodec_rt.decoder.diffusion.ddim import cfg_combine, ddim_step_v
+from semanticodec_rt.lab.bench.kernel_bench import torch_cdist_argmin, torch_norms_mm_min
 
 NC_SIZES = [(512, 4096, 768), (512, 16384, 768), (64, 8192, 1536)]
 

@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from semanticodec_rt.bitstream import read_scrt
     from semanticodec_rt.cli import main as cli
-    from semanticodec_rt.eval.report import spectrogram_figure
-    from semanticodec_rt.frontend.load import load_waveform
+    from semanticodec_rt.lab.eval.report import spectrogram_figure
+    from semanticodec_rt.audio.load import load_waveform
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.input.stem

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from semanticodec_rt.ops import benchmark as B
+from semanticodec_rt.lab.bench import kernel_bench as B
 
 FULL_NC = [(n, k, d) for n in (64, 512, 4096) for k in (4096, 8192, 16384, 32768) for d in (768, 1536, 3072)]
 QUICK_NC = [(512, 4096, 768), (512, 16384, 768), (64, 8192, 1536)]
@@ -29,9 +29,9 @@ STEP_SHAPES = [(2, 8, 8, 16), (16, 8, 8, 16), (2, 8, 256, 16)]
 def graph_window_rows(device: torch.device, repeat: int) -> list[B.Row]:
     """One rt-small decoder window, 4 steps with guidance: eager loop vs CUDA-graph replay."""
     from semanticodec_rt.config import rt_config
-    from semanticodec_rt.diffusion.ddim import sample
-    from semanticodec_rt.diffusion.graph import GraphedSampler
-    from semanticodec_rt.model import SemantiCodec
+    from semanticodec_rt.decoder.diffusion.ddim import sample
+    from semanticodec_rt.decoder.diffusion.graph import GraphedSampler
+    from semanticodec_rt.codec import SemantiCodec
 
     codec = SemantiCodec.random(rt_config("rt-small", 100), device=device)
     dec = codec.decoder

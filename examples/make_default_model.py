@@ -2,7 +2,7 @@
 
     python examples/make_default_model.py RUN/distill/model-s4.safetensors
 
-Stores ``semanticodec_rt/assets/default.safetensors`` with :mod:`semanticodec_rt.weight_storage`
+Stores ``semanticodec_rt/assets/default.safetensors`` with :mod:`semanticodec_rt.weights.storage`
 int8 rows, refuses a file over the size limit, and measures what the storage changes: the
 tokens and decoded audio of the shipped example clip from the float32 and the int8 model
 (identical tokens expected for most positions; the decode difference as SNR in dB).
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(repeatable; e.g. encoder.encoder. for the acoustic LSTM)")
     args = ap.parse_args(argv)
 
-    from semanticodec_rt import checkpoint
-    from semanticodec_rt.frontend.load import load_waveform
+    from semanticodec_rt.weights import checkpoint
+    from semanticodec_rt.audio.load import load_waveform
 
     src = checkpoint.load(args.model)
     sha = checkpoint.save(src, args.out, storage=args.storage, keep_float16=tuple(args.keep_float16),

@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semanticodec_rt.config import SAMPLE_RATE, official_config  # noqa: E402
-from semanticodec_rt.frontend import lengths  # noqa: E402
-from semanticodec_rt.model import SemantiCodec  # noqa: E402
+from semanticodec_rt.windowing import official_lengths as lengths  # noqa: E402
+from semanticodec_rt.codec import SemantiCodec  # noqa: E402
 
 
 def test_signal(seconds: float, sr: int = SAMPLE_RATE) -> torch.Tensor:

@@ -22,8 +22,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semanticodec_rt.config import RT_FAMILIES, TOKEN_RATES, rt_config  # noqa: E402
-from semanticodec_rt.model import SemantiCodec  # noqa: E402
-from semanticodec_rt.streaming import StreamingDecoder, StreamingEncoder  # noqa: E402
+from semanticodec_rt.codec import SemantiCodec  # noqa: E402
+from semanticodec_rt.windowing import StreamingDecoder, StreamingEncoder  # noqa: E402
 
 
 def lstm_flops_per_token(cfg) -> float:

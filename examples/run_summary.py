@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from semanticodec_rt.train.stages import STAGES
+from semanticodec_rt.lab.train.stages import STAGES
 
 
 def stage_summary(stage_dir: Path) -> dict | None:

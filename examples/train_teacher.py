@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from semanticodec_rt.train.configs import apply_overrides, get_train_config
-from semanticodec_rt.train.loop import Trainer
-from semanticodec_rt.train.stages import STAGES
+from semanticodec_rt.lab.train.configs import apply_overrides, get_train_config
+from semanticodec_rt.lab.train.loop import Trainer
+from semanticodec_rt.lab.train.stages import STAGES
 
 
 def _interrupt(signum, frame):
@@ -61,7 +61,7 @@ def main() -> None:
             print(f"{stage}: {last}", flush=True)
         print(f"{stage}: finished", flush=True)
     if all((Path(args.out) / s / "final.safetensors").exists() for s in STAGES):
-        from semanticodec_rt.train.assemble import export
+        from semanticodec_rt.lab.train.assemble import export
 
         path, sha = export(args.out)
         print(f"exported {path} (model {sha})", flush=True)

@@ -31,13 +31,13 @@ import numpy as np
 import torch
 
 from semanticodec_rt.config import rt_config
-from semanticodec_rt.eval.metrics import logmel_distance, si_sdr
-from semanticodec_rt.frontend.load import load_waveform
+from semanticodec_rt.lab.eval.metrics import logmel_distance, si_sdr
+from semanticodec_rt.audio.load import load_waveform
 from semanticodec_rt.link import CodecDecoder, Concealer, Impairments, Packetizer, link_info, run_loopback
 from semanticodec_rt.link.datagram import DatagramKind
 from semanticodec_rt.link.stats import summary_lines
-from semanticodec_rt.model import SemantiCodec
-from semanticodec_rt.streaming import StreamingEncoder
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.windowing import StreamingEncoder
 
 SPEECH = Path("/usr/share/asterisk/sounds/en_US_f_Allison/demo-congrats.wav")
 KEY = b"voice-link-example-key-0123456789"
@@ -59,7 +59,7 @@ def main() -> int:
     torch.set_flush_denormal(True)
 
     if args.model:
-        from semanticodec_rt import checkpoint
+        from semanticodec_rt.weights import checkpoint
 
         codec = checkpoint.load(args.model)
     else:

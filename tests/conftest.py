@@ -13,12 +13,7 @@ import pytest
 import torch
 
 from semanticodec_rt.config import (
-    CodecConfig,
-    UNetConfig,
-    VAEConfig,
-    ViTConfig,
-    VocoderConfig,
-    official_config,
+    CodecConfig, UNetConfig, VAEConfig, ViTConfig, VocoderConfig, official_config,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from conftest import golden, golden_config, state_dict_from
-from semanticodec_rt.official import checkpoint_subdir, codebook_relpath
+from semanticodec_rt.weights.official import checkpoint_subdir, codebook_relpath
 
 
 def decoder_state_dict(rate: int) -> dict[str, torch.Tensor]:

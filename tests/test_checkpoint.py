@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from semanticodec_rt import checkpoint
+from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.config import rt_config
-from semanticodec_rt.model import SemantiCodec
+from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.cli
 

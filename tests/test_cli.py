@@ -20,11 +20,12 @@ import pytest
 import soundfile as sf
 from conftest import golden_config
 
-from semanticodec_rt import checkpoint, cli
+from semanticodec_rt.weights import checkpoint
+from semanticodec_rt import cli
 from semanticodec_rt.bitstream import read_scrt
 from semanticodec_rt.config import rt_config
-from semanticodec_rt.frontend.load import load_waveform
-from semanticodec_rt.model import SemantiCodec
+from semanticodec_rt.audio.load import load_waveform
+from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.cli
 

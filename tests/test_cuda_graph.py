@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from semanticodec_rt.config import rt_config
-from semanticodec_rt.diffusion.ddim import sample
-from semanticodec_rt.diffusion.graph import GraphedSampler
-from semanticodec_rt.model import SemantiCodec
+from semanticodec_rt.decoder.diffusion.ddim import sample
+from semanticodec_rt.decoder.diffusion.graph import GraphedSampler
+from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.gpu
 

@@ -1,4 +1,4 @@
-"""The offline corpus builder (``semanticodec-rt data build``, :mod:`semanticodec_rt.data`).
+"""The offline corpus builder (``semanticodec-rt data build``, :mod:`semanticodec_rt.lab.data`).
 
 Everything but :func:`test_smoke_tier_real_build` runs offline: rules, group keys, splits,
 names, the manifest, conversion of generated audio, and whole builds over fake packages (the
@@ -23,8 +23,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from semanticodec_rt import cli
-from semanticodec_rt.data import build as B, convert, fetch, manifest as mf, packages as P
-from semanticodec_rt.data.splits import SPLITS, bucket, group_key, split_of, strip_number
+from semanticodec_rt.lab.data import build as B, convert, fetch, manifest as mf, packages as P
+from semanticodec_rt.lab.data.splits import SPLITS, bucket, group_key, split_of, strip_number
 
 pytestmark = pytest.mark.data
 

@@ -8,10 +8,10 @@ import torch
 
 from conftest import golden_config
 from semanticodec_rt.config import UNetConfig, VAEConfig, VocoderConfig, official_config
-from semanticodec_rt.modules.attention import Attention
-from semanticodec_rt.modules.hifigan import HiFiGAN
-from semanticodec_rt.modules.unet import UNet
-from semanticodec_rt.modules.vae import AutoencoderKL
+from semanticodec_rt.decoder.diffusion.attention import Attention
+from semanticodec_rt.decoder.synthesis.hifigan import HiFiGAN
+from semanticodec_rt.decoder.diffusion.unet import UNet
+from semanticodec_rt.decoder.synthesis.vae import AutoencoderKL
 
 
 def _randomize_zero_params(module: torch.nn.Module, seed: int = 0) -> None:

@@ -15,11 +15,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from semanticodec_rt import checkpoint, cli
+from semanticodec_rt.weights import checkpoint
+from semanticodec_rt import cli
 from semanticodec_rt.bitstream import read_scrt
 from semanticodec_rt.cli.models import load_codec
-from semanticodec_rt.eval.metrics import logmel_distance
-from semanticodec_rt.frontend.load import load_waveform
+from semanticodec_rt.lab.eval.metrics import logmel_distance
+from semanticodec_rt.audio.load import load_waveform
 
 pytestmark = pytest.mark.cli
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from semanticodec_rt import checkpoint
+from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.cli import main as cli_main
 from semanticodec_rt.config import SamplerConfig, rt_config
-from semanticodec_rt.diffusion.ddim import ddim_schedule, sample, trailing_timesteps
-from semanticodec_rt.diffusion.schedule import make_schedule
-from semanticodec_rt.train.loop import Trainer, checkpoints
-from semanticodec_rt.train.progressive import ddim_v_step, grid_alphas, target_v, teacher_walk
+from semanticodec_rt.decoder.diffusion.ddim import ddim_schedule, sample, trailing_timesteps
+from semanticodec_rt.decoder.diffusion.schedule import make_schedule
+from semanticodec_rt.lab.train.loop import Trainer, checkpoints
+from semanticodec_rt.lab.train.progressive import ddim_v_step, grid_alphas, target_v, teacher_walk
 from test_train import _log, _run, checkpoint_tensors, corpus, smoke  # noqa: F401  (corpus: fixture)
 
 pytestmark = pytest.mark.train
@@ -151,7 +151,7 @@ def test_students_are_codecs_with_one_unet_call_per_step(teacher_run, corpus, tm
         assert len(calls) == n * -(-units // 8) and sum(calls) == n * units  # one branch, n calls per window
         assert torch.isfinite(wave).all() and wave.shape[-1] == units * codec.cfg.unit_columns * codec.cfg.column_samples
     # bench times the formulation a student replaces: guidance as two calls per step, not folded
-    from semanticodec_rt import bench
+    from semanticodec_rt.lab.bench import codec_bench as bench
 
     calls.clear()
     h = codec.decoder.unet.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
@@ -182,10 +182,10 @@ def test_distill_runs_on_an_official_layout_teacher(corpus, tmp_path, monkeypatc
     the published decoder.ckpt carries one."""
     from conftest import golden_config
     from golden_checkpoints import write_official_folder
-    from semanticodec_rt.modules.vae import AutoencoderKL
-    from semanticodec_rt.official import checkpoint_subdir
-    from semanticodec_rt.train import teacher as teacher_mod
-    from semanticodec_rt.train.stages import distill as distill_mod
+    from semanticodec_rt.decoder.synthesis.vae import AutoencoderKL
+    from semanticodec_rt.weights.official import checkpoint_subdir
+    from semanticodec_rt.lab.train import teacher as teacher_mod
+    from semanticodec_rt.lab.train.stages import distill as distill_mod
 
     cfg = golden_config(100)
     folder = write_official_folder(tmp_path / "official", 100)

@@ -9,13 +9,13 @@ import torch
 
 from conftest import golden_config
 from semanticodec_rt.config import AcousticConfig
-from semanticodec_rt.encoder import SemantiCodecEncoder
-from semanticodec_rt.modules.acoustic import AcousticEncoder
-from semanticodec_rt.modules.grouping import patches_to_tokens, tokens_to_patches
-from semanticodec_rt.modules.padding import mark_padding, padding_column_max
-from semanticodec_rt.modules.vit import AudioMAE
-from semanticodec_rt.quantization.kmeans import SemanticQuantizer
-from semanticodec_rt.quantization.vq import AcousticVQ
+from semanticodec_rt.encoder.codec_encoder import SemantiCodecEncoder
+from semanticodec_rt.encoder.acoustic import AcousticEncoder
+from semanticodec_rt.encoder.grouping import patches_to_tokens, tokens_to_patches
+from semanticodec_rt.encoder.padding import mark_padding, padding_column_max
+from semanticodec_rt.encoder.vit import AudioMAE
+from semanticodec_rt.encoder.kmeans import SemanticQuantizer
+from semanticodec_rt.encoder.vq import AcousticVQ
 
 SILENT = -1.2775938510894775  # normalised log-floor row of digital silence
 

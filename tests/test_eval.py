@@ -1,4 +1,4 @@
-"""``semanticodec_rt.eval``: metrics, alignment, baselines and ``semanticodec-rt eval``, on real speech.
+"""``semanticodec_rt.lab.eval``: metrics, alignment, baselines and ``semanticodec-rt eval``, on real speech.
 
 The reference is a real recording (Debian asterisk-core-sounds-en-wav, CC-BY-SA-3.0, installed by
 .ci/run): 8 kHz, resampled to 16 kHz with the project's resampler.  The tests check that the
@@ -23,12 +23,12 @@ import torch
 from scipy.signal import butter, sosfiltfilt
 
 from semanticodec_rt import cli
-from semanticodec_rt.eval import EvalError
-from semanticodec_rt.eval import align as A
-from semanticodec_rt.eval import baselines as B
-from semanticodec_rt.eval import metrics as M
-from semanticodec_rt.eval.run import find_clips
-from semanticodec_rt.frontend.resample import resample
+from semanticodec_rt.lab.eval import EvalError
+from semanticodec_rt.lab.eval import align as A
+from semanticodec_rt.lab.eval import baselines as B
+from semanticodec_rt.lab.eval import metrics as M
+from semanticodec_rt.lab.eval.run import find_clips
+from semanticodec_rt.audio.resample import resample
 
 pytestmark = pytest.mark.eval
 
@@ -292,7 +292,7 @@ def test_eval_errors_are_one_line(tiny, tmp_path, capsys):
 
 def test_baselines_are_repeatable():
     """Same input, same decode: sox's random dither is off (-D), so scores and alignments repeat."""
-    from semanticodec_rt.eval.baselines import run_baseline
+    from semanticodec_rt.lab.eval.baselines import run_baseline
 
     x = 0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR) + 0.01 * np.random.default_rng(0).standard_normal(2 * SR)
     a, b = run_baseline("codec2:1400", x, SR), run_baseline("codec2:1400", x, SR)

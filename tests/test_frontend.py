@@ -9,17 +9,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from semanticodec_rt.frontend import lengths
-from semanticodec_rt.frontend.audio_io import (
-    AudioFileNotFoundError,
-    AudioInputError,
-    apply_channel_policy,
-    read_audio,
+from semanticodec_rt.windowing import official_lengths as lengths
+from semanticodec_rt.audio.files import (
+    AudioFileNotFoundError, AudioInputError, apply_channel_policy, read_audio,
 )
-from semanticodec_rt.frontend.fbank import kaldi_fbank, mel_filterbank, n_frames, pad_or_cut
-from semanticodec_rt.frontend.load import load_audio, prepare_waveform
-from semanticodec_rt.frontend.resample import resample, resampled_length, sinc_resample_kernel
-from semanticodec_rt.modules.overlap_add import numpy_linspace, overlap_add
+from semanticodec_rt.encoder.fbank import kaldi_fbank, mel_filterbank, n_frames, pad_or_cut
+from semanticodec_rt.audio.load import load_audio, prepare_waveform
+from semanticodec_rt.audio.resample import resample, resampled_length, sinc_resample_kernel
+from semanticodec_rt.windowing.overlap_add import numpy_linspace, overlap_add
 
 SR = 16000
 

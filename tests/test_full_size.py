@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from semanticodec_rt.config import official_config
-from semanticodec_rt.frontend import lengths
-from semanticodec_rt.model import SemantiCodec
+from semanticodec_rt.windowing import official_lengths as lengths
+from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import assert_close, atol, golden, golden_config, state_dict_from
-from semanticodec_rt.modules.vit import AudioMAE, audiomae_pos_embed
+from semanticodec_rt.encoder.vit import AudioMAE, audiomae_pos_embed
 
 pytestmark = pytest.mark.golden
 

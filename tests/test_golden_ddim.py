@@ -6,8 +6,8 @@ import torch
 
 from conftest import assert_close, atol, golden
 from semanticodec_rt.config import DiffusionConfig
-from semanticodec_rt.diffusion.ddim import cfg_combine, ddim_schedule, ddim_step_v
-from semanticodec_rt.diffusion.schedule import SCHEDULE_BUFFER_NAMES, make_schedule
+from semanticodec_rt.decoder.diffusion.ddim import cfg_combine, ddim_schedule, ddim_step_v
+from semanticodec_rt.decoder.diffusion.schedule import SCHEDULE_BUFFER_NAMES, make_schedule
 
 pytestmark = pytest.mark.golden
 
@@ -82,7 +82,7 @@ def test_step_requires_noise_when_stochastic():
 @pytest.mark.parametrize("steps", [3, 9, 1000])
 def test_unusable_step_counts_raise_clearly(steps):
     """Where c = 1000 // S divides 999 the last timestep would be 1000 (the reference crashes)."""
-    from semanticodec_rt.diffusion.ddim import ddim_timesteps
+    from semanticodec_rt.decoder.diffusion.ddim import ddim_timesteps
 
     with pytest.raises(ValueError, match="not usable"):
         ddim_timesteps(steps)

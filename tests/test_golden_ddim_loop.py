@@ -6,10 +6,10 @@ import torch
 
 from conftest import assert_close, atol, golden, golden_config
 from golden_checkpoints import decoder_state_dict
-from semanticodec_rt.conditioning import make_contexts
-from semanticodec_rt.decoder import LatentDiffusionDecoder
-from semanticodec_rt.diffusion.ddim import sample
-from semanticodec_rt.official import DECODER_IGNORED_PREFIXES, drop_prefixes
+from semanticodec_rt.decoder.conditioning import make_contexts
+from semanticodec_rt.decoder.latent_diffusion import LatentDiffusionDecoder
+from semanticodec_rt.decoder.diffusion.ddim import sample
+from semanticodec_rt.weights.official import DECODER_IGNORED_PREFIXES, drop_prefixes
 
 pytestmark = pytest.mark.golden
 

@@ -6,7 +6,7 @@ import torch
 
 from conftest import assert_close, atol, golden, golden_config
 from golden_checkpoints import write_official_folder
-from semanticodec_rt.model import SemantiCodec
+from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.golden
 

@@ -21,7 +21,7 @@ from conftest import (
     state_dict_from,
 )
 from semanticodec_rt.config import official_config
-from semanticodec_rt.encoder import SemantiCodecEncoder
+from semanticodec_rt.encoder.codec_encoder import SemantiCodecEncoder
 
 RATES = (100, 50, 25)
 

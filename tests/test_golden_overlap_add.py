@@ -7,13 +7,8 @@ import pytest
 import torch
 
 from conftest import atol, golden
-from semanticodec_rt.frontend import lengths
-from semanticodec_rt.modules.overlap_add import (
-    numpy_linspace,
-    overlap_add,
-    overlap_samples,
-    trim_waveform,
-)
+from semanticodec_rt.windowing import official_lengths as lengths
+from semanticodec_rt.windowing.overlap_add import numpy_linspace, overlap_add, overlap_samples, trim_waveform
 
 pytestmark = pytest.mark.golden
 

@@ -12,14 +12,11 @@ import pytest
 import torch
 
 from conftest import assert_close, atol, golden
-from semanticodec_rt.modules.grouping import audiomae_to_sequence
-from semanticodec_rt.modules.padding import (
-    first_marked_position,
-    mark_padding,
-    padding_column_max,
-    padding_cutoff_fraction,
+from semanticodec_rt.encoder.grouping import audiomae_to_sequence
+from semanticodec_rt.encoder.padding import (
+    first_marked_position, mark_padding, padding_column_max, padding_cutoff_fraction,
 )
-from semanticodec_rt.modules.positional import PositionalEncoding, sinusoidal_table
+from semanticodec_rt.encoder.positional import PositionalEncoding, sinusoidal_table
 
 pytestmark = pytest.mark.golden
 

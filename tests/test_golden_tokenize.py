@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import assert_close, atol, golden
-from semanticodec_rt.modules.grouping import audiomae_to_sequence, tokens_to_patches
-from semanticodec_rt.quantization.kmeans import SemanticQuantizer
+from semanticodec_rt.encoder.grouping import audiomae_to_sequence, tokens_to_patches
+from semanticodec_rt.encoder.kmeans import SemanticQuantizer
 
 pytestmark = pytest.mark.golden
 

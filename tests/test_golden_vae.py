@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import assert_close, atol, golden, golden_config, state_dict_from
-from semanticodec_rt.modules.vae import AutoencoderKL
+from semanticodec_rt.decoder.synthesis.vae import AutoencoderKL
 
 pytestmark = pytest.mark.golden
 

@@ -26,28 +26,16 @@ import torch
 from semanticodec_rt import cli
 from semanticodec_rt.bitstream import StreamInfo
 from semanticodec_rt.config import rt_config
-from semanticodec_rt.frontend.load import load_waveform
+from semanticodec_rt.audio.load import load_waveform
 from semanticodec_rt.link import (
-    CodecDecoder,
-    Concealer,
-    DatagramError,
-    Impairments,
-    ImpairedChannel,
-    JitterBuffer,
-    NullSink,
-    Packetizer,
-    ReceiverCore,
-    SeqWindow,
-    SilentDecoder,
-    WavSink,
-    receive_stream,
-    run_loopback,
+    CodecDecoder, Concealer, DatagramError, Impairments, ImpairedChannel, JitterBuffer, NullSink, Packetizer,
+    ReceiverCore, SeqWindow, SilentDecoder, WavSink, receive_stream, run_loopback,
 )
 from semanticodec_rt.link.datagram import MAX_DATAGRAM, DatagramKind, decode_datagram, encode_datagram
 from semanticodec_rt.link.seqwindow import SeqStatus
 from semanticodec_rt.link.worker import DecodeWorker
-from semanticodec_rt.model import SemantiCodec
-from semanticodec_rt.streaming import StreamingDecoder, StreamingEncoder
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.windowing import StreamingDecoder, StreamingEncoder
 
 pytestmark = pytest.mark.link
 
@@ -198,7 +186,7 @@ def test_concealment_repeat_and_pad():
 
 def test_decoder_pad_hook_equals_the_stream_start_fill(codec, monkeypatch):
     """A masked position reads exactly like the -1 fill before the stream start."""
-    import semanticodec_rt.streaming.rt_compute as rc
+    import semanticodec_rt.windowing.units as rc
 
     windows = []
 

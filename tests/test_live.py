@@ -24,7 +24,7 @@ from semanticodec_rt import cli
 from semanticodec_rt.config import rt_config
 from semanticodec_rt.live import CodecProcessor, LiveEngine, Passthrough, SPSCRing, next_pow2
 from semanticodec_rt.live.timeline import DeviceClock, IndexMap
-from semanticodec_rt.model import SemantiCodec
+from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.live
 

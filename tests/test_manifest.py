@@ -7,11 +7,8 @@ import torch
 
 from conftest import OFFICIAL_MANIFEST_DIR, require_golden
 from semanticodec_rt.config import official_config
-from semanticodec_rt.official import (
-    DECODER_IGNORED_PREFIXES,
-    ENCODER_IGNORED_PREFIXES,
-    decoder_spec,
-    encoder_spec,
+from semanticodec_rt.weights.official import (
+    DECODER_IGNORED_PREFIXES, ENCODER_IGNORED_PREFIXES, decoder_spec, encoder_spec,
 )
 
 pytestmark = pytest.mark.manifest
@@ -50,8 +47,8 @@ def test_decoder_keys_match_manifest(rate):
 @pytest.mark.parametrize("rate", [100, 25])
 def test_inference_modules_hold_exactly_the_used_groups(rate):
     """What inference keeps = manifest minus the documented ignored groups."""
-    from semanticodec_rt.decoder import LatentDiffusionDecoder
-    from semanticodec_rt.encoder import SemantiCodecEncoder
+    from semanticodec_rt.decoder.latent_diffusion import LatentDiffusionDecoder
+    from semanticodec_rt.encoder.codec_encoder import SemantiCodecEncoder
 
     cfg = official_config(rate, 4096)
     with torch.device("meta"):

@@ -8,9 +8,9 @@ import soundfile as sf
 import torch
 
 from conftest import golden_config
-from semanticodec_rt.frontend import lengths
-from semanticodec_rt.frontend.audio_io import AudioInputError
-from semanticodec_rt.model import SemantiCodec
+from semanticodec_rt.windowing import official_lengths as lengths
+from semanticodec_rt.audio.files import AudioInputError
+from semanticodec_rt.codec import SemantiCodec
 
 
 @pytest.fixture(scope="module")

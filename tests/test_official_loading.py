@@ -8,13 +8,9 @@ import torch
 
 from conftest import golden_config
 from golden_checkpoints import decoder_state_dict, encoder_state_dict, write_official_folder
-from semanticodec_rt.model import SemantiCodec
-from semanticodec_rt.official import (
-    CheckpointMismatchError,
-    checkpoint_subdir,
-    codebook_relpath,
-    official_paths,
-    read_state_dict,
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.weights.official import (
+    CheckpointMismatchError, checkpoint_subdir, codebook_relpath, official_paths, read_state_dict,
 )
 
 pytestmark = pytest.mark.golden

@@ -18,8 +18,8 @@ import torch
 from kernel_backends import U32, case, runnable  # noqa: F401 (case: fixture)
 from semanticodec_rt import ops
 from semanticodec_rt.config import DiffusionConfig
-from semanticodec_rt.diffusion.ddim import cfg_combine, ddim_schedule, ddim_step_v, sample
-from semanticodec_rt.diffusion.schedule import make_schedule
+from semanticodec_rt.decoder.diffusion.ddim import cfg_combine, ddim_schedule, ddim_step_v, sample
+from semanticodec_rt.decoder.diffusion.schedule import make_schedule
 from semanticodec_rt.ops import _backend
 
 pytestmark = pytest.mark.kernel

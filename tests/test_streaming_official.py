@@ -22,12 +22,10 @@ import pytest
 import torch
 
 from conftest import golden_config
-from semanticodec_rt.frontend import lengths
-from semanticodec_rt.model import SemantiCodec
-from semanticodec_rt.streaming.official import (
-    OfficialStreamingDecoder,
-    OfficialStreamingEncoder,
-    StreamFinishedError,
+from semanticodec_rt.windowing import official_lengths as lengths
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.windowing.official_stream import (
+    OfficialStreamingDecoder, OfficialStreamingEncoder, StreamFinishedError,
 )
 
 pytestmark = pytest.mark.streaming

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from semanticodec_rt.config import rt_config
-from semanticodec_rt.model import SemantiCodec
-from semanticodec_rt.streaming import StreamingDecoder, StreamingEncoder
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.windowing import StreamingDecoder, StreamingEncoder
 
 pytestmark = pytest.mark.streaming
 

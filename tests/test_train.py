@@ -1,4 +1,4 @@
-"""Training pipeline (semanticodec_rt.train): every stage learns, resume is exact, DDP matches.
+"""Training pipeline (semanticodec_rt.lab.train): every stage learns, resume is exact, DDP matches.
 
 A tiny corpus is written to a temporary folder (real speech from the asterisk package where
 installed, generated harmonic "music" and noise-burst "sfx"), so these tests need no download.
@@ -18,11 +18,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from semanticodec_rt import checkpoint
+from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.cli import main as cli_main
-from semanticodec_rt.train import configs
-from semanticodec_rt.train.data import CropSource, shard
-from semanticodec_rt.train.loop import RunDirError, Trainer, checkpoints
+from semanticodec_rt.lab.train import configs
+from semanticodec_rt.lab.train.data import CropSource, shard
+from semanticodec_rt.lab.train.loop import RunDirError, Trainer, checkpoints
 
 pytestmark = pytest.mark.train
 
@@ -46,7 +46,7 @@ def _burst_clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """A manifest with train/valid clips of all three classes."""
-    from semanticodec_rt.frontend.resample import resample
+    from semanticodec_rt.audio.resample import resample
 
     root = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
@@ -116,7 +116,7 @@ def test_crops_are_a_function_of_seed_and_step(corpus):
 
 
 def test_missing_manifest_and_empty_split(tmp_path, corpus):
-    from semanticodec_rt.train.data import TrainDataError
+    from semanticodec_rt.lab.train.data import TrainDataError
 
     with pytest.raises(TrainDataError, match="manifest not found"):
         CropSource(tmp_path)
@@ -286,7 +286,7 @@ def test_cli_train_export_and_codec_roundtrip(pipeline, corpus, tmp_path, capsys
 # -- quality-check tools -----------------------------------------------------------------------------
 def test_probe_separates_labels_carried_by_the_ids():
     """Synthetic ids: the class decides which ids occur in stream A, stream B is noise."""
-    from semanticodec_rt.train.probe import ClipIds, language_of, probe
+    from semanticodec_rt.lab.train.probe import ClipIds, language_of, probe
 
     rng = np.random.default_rng(0)
     clips = []
@@ -304,7 +304,7 @@ def test_probe_separates_labels_carried_by_the_ids():
 
 
 def test_copy_synthesis_shapes(pipeline, corpus, tmp_path):
-    from semanticodec_rt.train.copysynth import CopySynthesis
+    from semanticodec_rt.lab.train.copysynth import CopySynthesis
 
     run = tmp_path / "run"
     (run / "vae").mkdir(parents=True)

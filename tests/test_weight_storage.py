@@ -1,12 +1,12 @@
-"""int8 / float16 checkpoint storage (:mod:`semanticodec_rt.weight_storage`)."""
+"""int8 / float16 checkpoint storage (:mod:`semanticodec_rt.weights.storage`)."""
 
 import pytest
 import torch
 
-from semanticodec_rt import checkpoint
+from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.config import rt_config
-from semanticodec_rt.model import SemantiCodec
-from semanticodec_rt.weight_storage import SCALE_SUFFIX, dequantize_int8, pack, quantize_int8, unpack
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.weights.storage import SCALE_SUFFIX, dequantize_int8, pack, quantize_int8, unpack
 
 pytestmark = pytest.mark.cli
 

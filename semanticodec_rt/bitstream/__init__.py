@@ -7,25 +7,10 @@ Every malformed input raises :class:`BitstreamError`.
 """
 
 from .bitpack import bits_for_vocab, pack_bits, pack_fields, packed_size, unpack_bits, unpack_fields
-from .container import (
-    FORMAT_VERSION,
-    MAGIC,
-    PacketInfo,
-    ScrtReader,
-    ScrtWriter,
-    read_scrt,
-    write_scrt,
-)
+from .container import FORMAT_VERSION, MAGIC, PacketInfo, ScrtReader, ScrtWriter, read_scrt, write_scrt
 from .errors import BitstreamError, ModelMismatchError, check_model
 from .info import StreamInfo, default_frames_per_packet
-from .packet import (
-    PACKET_OVERHEAD,
-    Packet,
-    PacketKind,
-    decode_packet,
-    encode_packet,
-    packet_size,
-)
+from .packet import PACKET_OVERHEAD, Packet, PacketKind, decode_packet, encode_packet, packet_size
 
 __all__ = [
     "BitstreamError",

@@ -6,10 +6,10 @@ Commands::
     semanticodec-rt decode    IN.scrt OUT.wav     tokens -> 16 kHz audio
     semanticodec-rt roundtrip IN.wav  OUT.wav     both, in memory
     semanticodec-rt info      FILE.scrt           what a .scrt holds (no model needed)
-    semanticodec-rt data build --out DIR --tier T  the offline training corpus (semanticodec_rt.data)
-    semanticodec-rt eval --ref DIR|MANIFEST       objective scores vs baselines (semanticodec_rt.eval)
+    semanticodec-rt data build --out DIR --tier T  the offline training corpus (semanticodec_rt.lab.data)
+    semanticodec-rt eval --ref DIR|MANIFEST       objective scores vs baselines (semanticodec_rt.lab.eval)
     semanticodec-rt bench                         speed: reference formulation vs ours
-    semanticodec-rt train STAGE --out RUN         one training stage, or export (semanticodec_rt.train)
+    semanticodec-rt train STAGE --out RUN         one training stage, or export (semanticodec_rt.lab.train)
     semanticodec-rt live                          mic -> tokens -> speaker loopback (semanticodec_rt.live)
     semanticodec-rt link send|recv                UDP voice link (semanticodec_rt.link)
 
@@ -45,14 +45,7 @@ Layout: :mod:`.app` (entry point, parsing, suffix mode, errors and exit codes), 
 from .app import COMMANDS, PROG, CliError, build_parser, main, parse_args
 from .bench_cmd import cmd_bench
 from .codec_cmds import (
-    DECODE_UNITS,
-    ENCODE_BLOCK,
-    SAMPLE_RATE,
-    cmd_decode,
-    cmd_encode,
-    cmd_info,
-    cmd_roundtrip,
-    scrt_report,
+    DECODE_UNITS, ENCODE_BLOCK, SAMPLE_RATE, cmd_decode, cmd_encode, cmd_info, cmd_roundtrip, scrt_report,
     stream_info,
 )
 from .data_cmd import cmd_data_build

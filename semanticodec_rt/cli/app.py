@@ -20,7 +20,7 @@ COMMANDS = ("encode", "decode", "roundtrip", "info", "data", "eval", "bench", "t
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
 MODEL_HELP = (
-    "the model: PATH of a checkpoint saved by semanticodec_rt.checkpoint; "
+    "the model: PATH of a checkpoint saved by semanticodec_rt.weights.checkpoint; "
     "official:DIR[:RATE[:VOCAB]] for the published checkpoints in folder DIR (default rate 100, "
     "vocab 32768); preset:NAME for random weights of a preset (needs --random-weights-ok). "
     "Default: the model shipped with the package, if any."

@@ -1,4 +1,4 @@
-"""``bench``: speed of the reference formulation vs ours, on one model (:mod:`semanticodec_rt.bench`)."""
+"""``bench``: speed of the reference formulation vs ours, on one model (:mod:`semanticodec_rt.lab.bench.codec_bench`)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import bench
+    from ..lab.bench import codec_bench as bench
 
     if args.threads:
         torch.set_num_threads(args.threads)

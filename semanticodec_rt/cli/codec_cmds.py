@@ -18,26 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ..bitstream import (
-    BitstreamError,
-    PacketKind,
-    ScrtReader,
-    ScrtWriter,
-    StreamInfo,
-    check_model,
-    packed_size,
-    read_scrt,
+    BitstreamError, PacketKind, ScrtReader, ScrtWriter, StreamInfo, check_model, packed_size, read_scrt,
 )
 from .app import (
-    FORMATTER,
-    PROG,
-    CliError,
-    add_common_options,
-    add_decode_options,
-    add_encode_options,
-    progress_enabled,
+    FORMATTER, PROG, CliError, add_common_options, add_decode_options, add_encode_options, progress_enabled,
     say,
 )
-from ..frontend.wav_writer import WavWriter as _WavWriter
+from ..audio.wav_writer import WavWriter as _WavWriter
 from .models import load_codec
 
 SAMPLE_RATE = 16000  # the codec's rate; decoded WAVs are written at it
@@ -261,7 +248,7 @@ def scrt_report(path: str | os.PathLike) -> dict:
 
 def _read_wave(path: Path, mono: str):
     """``[1, N]`` float32 at 16 kHz (validated: finite, non-empty)."""
-    from ..frontend.load import load_waveform
+    from ..audio.load import load_waveform
 
     return load_waveform(path, mono=mono)[0]
 
@@ -271,14 +258,14 @@ def _expected_frames(codec, n_samples: int) -> int | None:
     cfg = codec.cfg
     if cfg.stream is None:
         return None
-    from ..streaming.rt_compute import units_for_samples
+    from ..windowing.units import units_for_samples
 
     return units_for_samples(cfg, n_samples) * cfg.tokens_per_unit
 
 
 def _stream_encode(codec, wave, sink, args) -> None:
     """Feed ``wave`` ``[1, N]`` to the streaming encoder in 1 s blocks; ``sink([m, 2] ids)`` per block."""
-    from ..streaming import StreamingEncoder
+    from ..windowing import StreamingEncoder
 
     enc = StreamingEncoder(codec)
     n = wave.shape[-1]
@@ -304,7 +291,7 @@ def _decode_to_wav(codec, chunks, n_frames: int, n_samples: int, args, path: Pat
                                  progress=progress_enabled(args))
             wav.write(audio[0, 0])
             return wav.n_samples, wav.n_clipped
-        from ..streaming import StreamingDecoder
+        from ..windowing import StreamingDecoder
 
         tu = cfg.tokens_per_unit
         if n_frames % tu:

@@ -1,4 +1,4 @@
-"""``data build``: the offline training corpus from Debian packages (:mod:`semanticodec_rt.data`)."""
+"""``data build``: the offline training corpus from Debian packages (:mod:`semanticodec_rt.lab.data`)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ examples:
 
 
 def add_parser(sub) -> None:
-    from ..data.packages import TIERS
+    from ..lab.data.packages import TIERS
 
     summary, description, epilog = _DATA_TEXTS
     p = sub.add_parser("data", help=summary, description=description, epilog=epilog,
@@ -73,8 +73,8 @@ def add_parser(sub) -> None:
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
-    from ..data import DataError
-    from ..data.build import Options, build, select_packages
+    from ..lab.data import DataError
+    from ..lab.data.build import Options, build, select_packages
 
     try:
         select_packages(args.tier, args.only)  # a bad --only is a command-line error

@@ -1,4 +1,4 @@
-"""``eval``: objective scores of the codec and baseline codecs (:mod:`semanticodec_rt.eval`)."""
+"""``eval``: objective scores of the codec and baseline codecs (:mod:`semanticodec_rt.lab.eval`)."""
 
 from __future__ import annotations
 
@@ -73,10 +73,10 @@ def add_parser(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..eval import EvalError
-    from ..eval.baselines import parse_specs
-    from ..eval.metrics import parse_metric_names
-    from ..eval.run import EvalOptions, run_eval
+    from ..lab.eval import EvalError
+    from ..lab.eval.baselines import parse_specs
+    from ..lab.eval.metrics import parse_metric_names
+    from ..lab.eval.run import EvalOptions, run_eval
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

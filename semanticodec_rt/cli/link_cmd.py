@@ -13,7 +13,9 @@ import socket
 import sys
 from pathlib import Path
 
-from .app import FORMATTER, CliError, add_common_options, add_decode_options, add_encode_options, positive_int, say
+from .app import (
+    FORMATTER, CliError, add_common_options, add_decode_options, add_encode_options, positive_int, say,
+)
 from .codec_cmds import SAMPLE_RATE, _atomic_output, _input_path, _output_path, _read_wave
 from .models import load_codec
 

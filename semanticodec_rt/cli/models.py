@@ -42,7 +42,7 @@ def load_codec(args: argparse.Namespace):
         return _load_preset(spec[len("preset:"):], device, args.random_weights_ok)
     if spec.startswith("official:"):
         return _load_official(spec[len("official:"):], device)
-    from .. import checkpoint
+    from ..weights import checkpoint
 
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -52,7 +52,7 @@ def load_codec(args: argparse.Namespace):
 
 def _load_preset(name: str, device: str, allowed: bool):
     from ..config import PRESETS, RT_FAMILIES, rt_config
-    from ..model import SemantiCodec
+    from ..codec import SemantiCodec
 
     if not allowed:
         raise CliError(
@@ -78,8 +78,8 @@ def _load_preset(name: str, device: str, allowed: bool):
 
 def _load_official(rest: str, device: str):
     from ..config import official_config
-    from ..model import SemantiCodec
-    from ..official import CheckpointMismatchError, parse_official_spec
+    from ..codec import SemantiCodec
+    from ..weights.official import CheckpointMismatchError, parse_official_spec
 
     folder, rate, vocab = parse_official_spec(rest)
     if not folder:

@@ -1,5 +1,5 @@
 """``train``: run one stage of the training pipeline, or export a finished run
-(:mod:`semanticodec_rt.train`)."""
+(:mod:`semanticodec_rt.lab.train`)."""
 
 from __future__ import annotations
 
@@ -76,12 +76,12 @@ def add_parser(sub) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..train import configs
+    from ..lab.train import configs
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.stage == "export":
-        from ..train.assemble import export
+        from ..lab.train.assemble import export
 
         if args.fp16 and args.storage not in (None, "float16"):
             raise CliError("--fp16 and --storage disagree; give one")
@@ -102,9 +102,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         tcfg = configs.apply_overrides(configs.get_train_config(args.config), overrides)
     except ValueError as e:
         raise CliError(str(e)) from None
-    from ..train.data import TrainDataError
-    from ..train.distributed import shutdown
-    from ..train.loop import RunDirError, Trainer
+    from ..lab.train.data import TrainDataError
+    from ..lab.train.distributed import shutdown
+    from ..lab.train.loop import RunDirError, Trainer
 
     try:
         try:

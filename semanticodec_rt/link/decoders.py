@@ -6,7 +6,7 @@ Both take whole units: ``push(ids [n, 2] int64, pad [n] bool)`` with ``n`` a mul
 samples, whatever the call pattern.
 
 :class:`CodecDecoder` runs the real-time streaming decoder (``pad`` rows read as "no token", see
-:meth:`~semanticodec_rt.streaming.rt.RTStreamingDecoder.push`); :class:`SilentDecoder` costs
+:meth:`~semanticodec_rt.windowing.units_stream.RTStreamingDecoder.push`); :class:`SilentDecoder` costs
 nothing and lets the jitter buffer, concealment and accounting run for minutes in tests.
 """
 
@@ -21,13 +21,13 @@ class CodecDecoder:
     """The streaming decoder of an rt preset behind the unit-decoder interface.
 
     Args:
-        codec: a :class:`~semanticodec_rt.model.SemantiCodec` with ``cfg.stream`` set.
+        codec: a :class:`~semanticodec_rt.codec.SemantiCodec` with ``cfg.stream`` set.
         steps, cfg_scale, seed: sampling options of
-            :func:`~semanticodec_rt.streaming.StreamingDecoder`.
+            :func:`~semanticodec_rt.windowing.StreamingDecoder`.
     """
 
     def __init__(self, codec, steps: int | None = None, cfg_scale: float | None = None, seed: int = 0):
-        from ..streaming import StreamingDecoder
+        from ..windowing import StreamingDecoder
 
         cfg = codec.cfg
         if cfg.stream is None:

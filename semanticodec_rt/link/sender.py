@@ -121,7 +121,7 @@ class Sender:
     """Encode pcm blocks as they come and send the datagrams to ``address``.
 
     Args:
-        codec: an rt preset :class:`~semanticodec_rt.model.SemantiCodec`.
+        codec: an rt preset :class:`~semanticodec_rt.codec.SemantiCodec`.
         sock: a UDP socket (not connected: ICMP "port unreachable" must not stop a live sender).
         address: ``(host, port)`` of the receiver.
         packetizer: the :class:`Packetizer` of the stream.
@@ -150,7 +150,7 @@ class Sender:
         """
         import torch
 
-        from ..streaming import StreamingEncoder
+        from ..windowing import StreamingEncoder
 
         enc = StreamingEncoder(self.codec)
         self._send(self.packetizer.start())

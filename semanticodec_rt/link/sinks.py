@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..frontend.wav_writer import WavWriter
+from ..audio.wav_writer import WavWriter
 
 __all__ = ["WavSink", "NullSink"]
 

@@ -60,7 +60,7 @@ class CodecProcessor:
     """
 
     def __init__(self, codec, steps: int | None = None, cfg_scale: float | None = None, seed: int = 0):
-        from ..streaming import StreamingDecoder, StreamingEncoder
+        from ..windowing import StreamingDecoder, StreamingEncoder
 
         cfg = codec.cfg
         if cfg.stream is None:

@@ -1,0 +1,429 @@
+"""The evaluation loop behind ``semanticodec-rt eval``: find clips, code them, align, score.
+
+**Clips.**  ``ref`` is a corpus folder holding ``manifest.jsonl`` (or the manifest file itself;
+paths are relative to its folder), or any folder of audio files (wav, flac, ogg, opus, mp3; found
+recursively).  With a manifest, class/split/package come from it and the default split is
+``test``; in a plain folder the class is the first path component named ``speech``, ``music`` or
+``sfx`` (else ``other``), the split the first one named like a split (``train``, ``valid``,
+``test``, ``test_unseen``), and the default is every split.  ``max_clips`` keeps a class-balanced
+subset (clips of each class in path order, taken in turn).  Clips longer than ``max_seconds`` are
+scored on their first ``max_seconds`` (every codec codes the same cut).
+
+**Transcripts** (for WER) come from a sidecar ``NAME.txt`` next to the audio file, or a manifest
+field ``text`` / ``transcript``.  WER is computed for clips that have one unless the manifest
+gives a non-English ``lang``; otherwise it is n/a.  The ASR's WER on the original (``wer_ref``)
+is recorded beside each codec's, as the floor the codecs are compared with.
+
+**Codecs.**  Our model (encode -> tokens -> decode at ``steps``; bitrate from the ``.scrt``
+bitstream it would write, header included, and the payload rate), each baseline of
+:mod:`.baselines`, and/or a folder of already-decoded files matched to the references by relative
+path (any audio suffix).  Each decode is aligned to its reference (:mod:`.align`) and scored by
+every metric of :mod:`.metrics`; :mod:`.report` writes the outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import EvalError
+from . import align as _align
+from . import baselines as _baselines
+from . import metrics as _metrics
+
+SAMPLE_RATE = 16000
+CLASSES = ("speech", "music", "sfx")
+OTHER = "other"
+SPLITS = ("train", "valid", "test", "test_unseen")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
+MANIFEST_NAME = "manifest.jsonl"
+FIGURE_CLIPS = 3  # spectrogram figures: the first clip of up to this many classes
+
+
+@dataclass
+class Clip:
+    path: Path  # the reference file
+    rel: str  # its path relative to the reference root (posix)
+    cls: str
+    split: Optional[str] = None
+    pkg: Optional[str] = None
+    transcript: Optional[str] = None
+    lang: Optional[str] = None
+
+
+@dataclass
+class EvalOptions:
+    ref: Path
+    out: Path
+    split: Optional[str] = None  # None: "test" for a manifest, every split for a folder; "all"
+    classes: Optional[list[str]] = None  # None: every class
+    max_clips: Optional[int] = None
+    max_seconds: float = 30.0  # 0: whole clips
+    baselines: list = field(default_factory=list)  # Baseline objects
+    model_spec: Optional[str] = None  # for the report
+    steps: Optional[int] = None
+    seed: int = 0
+    decoded: Optional[Path] = None
+    decoded_label: Optional[str] = None
+    decoded_kbps: Optional[float] = None
+    metrics: Optional[list[str]] = None  # None: all
+    save_audio: bool = False
+    progress: bool = False
+    log: Callable[[str], None] = lambda s: None
+    warn: Callable[[str], None] = lambda s: print(f"warning: {s}", file=sys.stderr)
+
+
+# -- clip discovery --------------------------------------------------------------------------------
+def find_clips(ref: Path, split: Optional[str] = None, classes: Optional[list[str]] = None,
+               max_clips: Optional[int] = None) -> tuple[Path, list[Clip], str]:
+    """(root, clips, "manifest"|"folder") for ``ref``; see the module doc for the rules."""
+    ref = Path(ref)
+    if not ref.exists():
+        raise EvalError(f"--ref {ref}: no such file or folder")
+    if ref.is_dir() and (ref / MANIFEST_NAME).is_file():
+        ref = ref / MANIFEST_NAME
+    if ref.is_file():
+        if ref.suffix.lower() != ".jsonl":
+            raise EvalError(f"--ref {ref}: expected a folder or a manifest .jsonl file")
+        root, clips, kind = ref.parent, _manifest_clips(ref), "manifest"
+        split = "test" if split is None else split
+    else:
+        root, clips, kind = ref, _folder_clips(ref), "folder"
+    if not clips:
+        raise EvalError(f"--ref {ref}: no audio clips found")
+    if split is not None and split != "all":
+        clips = [c for c in clips if c.split == split]
+        if not clips:
+            raise EvalError(f"--ref {ref}: no clips in split {split!r} (use --split all for every clip)")
+    if classes:
+        clips = [c for c in clips if c.cls in classes]
+        if not clips:
+            raise EvalError(f"--ref {ref}: no clips of class {', '.join(classes)}")
+    clips = _balanced(clips, max_clips)
+    missing = [c.rel for c in clips if not c.path.is_file()]
+    if missing:  # checked after filtering: a partly built corpus is fine if the chosen clips exist
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise EvalError(f"{ref}: clip {missing[0]} is missing{more}")
+    for c in clips:
+        if c.transcript is None:
+            side = c.path.with_suffix(".txt")
+            if side.is_file():
+                c.transcript = side.read_text(encoding="utf-8", errors="replace").strip() or None
+    return root, clips, kind
+
+
+def _manifest_clips(path: Path) -> list[Clip]:
+    from ..data.manifest import ManifestError, read
+
+    try:
+        entries = read(path)
+    except ManifestError as e:
+        raise EvalError(f"{path}: {e}") from None
+    root = path.parent
+    clips = []
+    for i, e in enumerate(entries, 1):
+        rel = e.get("path")
+        if not isinstance(rel, str) or not rel:
+            raise EvalError(f"{path}: entry {i} has no path")
+        p = PurePosixPath(rel)
+        if p.is_absolute() or ".." in p.parts:
+            raise EvalError(f"{path}: entry {i}: path {rel!r} must be relative to the manifest's folder")
+        text = e.get("text", e.get("transcript"))
+        clips.append(Clip(path=root / rel, rel=rel, cls=str(e.get("cls") or OTHER),
+                          split=e.get("split"), pkg=e.get("pkg"),
+                          transcript=text if isinstance(text, str) and text.strip() else None,
+                          lang=e.get("lang")))
+    return sorted(clips, key=lambda c: c.rel)
+
+
+def _folder_clips(root: Path) -> list[Clip]:
+    clips = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_SUFFIXES:
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            parts = PurePosixPath(rel).parts[:-1]
+            cls = next((p for p in parts if p in CLASSES), OTHER)
+            split = next((p for p in parts if p in SPLITS), None)
+            clips.append(Clip(path=path, rel=rel, cls=cls, split=split))
+    return sorted(clips, key=lambda c: c.rel)
+
+
+def _balanced(clips: list[Clip], n: Optional[int]) -> list[Clip]:
+    """At most ``n`` clips, classes taken in turn (each in path order); result in path order."""
+    if n is None or n >= len(clips):
+        return clips
+    by_cls: dict[str, list[Clip]] = {}
+    for c in clips:
+        by_cls.setdefault(c.cls, []).append(c)
+    order = [k for k in (*CLASSES, OTHER) if k in by_cls] + sorted(k for k in by_cls if k not in (*CLASSES, OTHER))
+    chosen: list[Clip] = []
+    i = 0
+    while len(chosen) < n:
+        for k in order:
+            if i < len(by_cls[k]) and len(chosen) < n:
+                chosen.append(by_cls[k][i])
+        i += 1
+    return sorted(chosen, key=lambda c: c.rel)
+
+
+def wer_applies(clip: Clip) -> bool:
+    """A transcript exists and the language is English or unknown."""
+    return bool(clip.transcript) and (clip.lang is None or str(clip.lang).lower().startswith("en"))
+
+
+# -- codecs ----------------------------------------------------------------------------------------
+class ModelCodec:
+    """Our model: encode, decode with ``steps``; bitrate of the ``.scrt`` it would write."""
+
+    kind = "model"
+
+    def __init__(self, codec, steps: Optional[int], seed: int = 0, name: str = "semanticodec"):
+        self.codec, self.steps, self.seed, self.name = codec, steps, seed, name
+
+    def code(self, clip: Clip, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+        import torch
+
+        from ...bitstream import StreamInfo, write_scrt
+
+        wave = torch.from_numpy(x.astype(np.float32))[None]
+        tokens = self.codec.encode(wave, SAMPLE_RATE)
+        y = self.codec.decode(tokens, steps=self.steps, seed=self.seed, n_samples=len(x))
+        info = dataclasses.replace(
+            StreamInfo.from_config(self.codec.cfg, n_samples=len(x), n_frames=tokens.shape[1]),
+            model=self.codec.model_sha)
+        buf = io.BytesIO()
+        write_scrt(buf, info, tokens[0].numpy())
+        duration = len(x) / SAMPLE_RATE
+        kbps = len(buf.getvalue()) * 8 / duration / 1000
+        return y[0, 0].numpy().astype(np.float64), kbps, info.payload_bps / 1000
+
+    def describe(self) -> dict:
+        cfg = self.codec.cfg
+        return {"name": self.name, "kind": self.kind, "config": cfg.name, "model_sha": self.codec.model_sha,
+                "token_rate": cfg.token_rate,
+                "steps": self.steps if self.steps is not None else cfg.sampler.steps, "seed": self.seed}
+
+
+class BaselineCodec:
+    kind = "baseline"
+
+    def __init__(self, baseline):
+        self.baseline = baseline
+        self.name = baseline.name
+
+    def code(self, clip: Clip, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+        y, kbps = _baselines.run_baseline(self.baseline, x, SAMPLE_RATE)
+        return y.astype(np.float64), kbps, math.nan
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "nominal_kbps": self.baseline.nominal_kbps}
+
+
+class DecodedCodec:
+    """Files already decoded by any codec, matched by relative path (any audio suffix)."""
+
+    kind = "decoded"
+
+    def __init__(self, folder: Path, name: str, kbps: Optional[float]):
+        self.folder, self.name, self.kbps = Path(folder), name, kbps
+
+    def find(self, clip: Clip) -> Optional[Path]:
+        rel = Path(clip.rel)
+        for cand in [self.folder / rel] + [self.folder / rel.with_suffix(s) for s in AUDIO_SUFFIXES]:
+            if cand.is_file():
+                return cand
+        return None
+
+    def code(self, clip: Clip, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+        from ...audio.load import load_waveform
+
+        path = self.find(clip)
+        if path is None:
+            raise EvalError(f"{self.folder}: no decoded file for {clip.rel}")
+        y = load_waveform(path, mono="first")[0][0].numpy().astype(np.float64)
+        return y, math.nan if self.kbps is None else float(self.kbps), math.nan
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "folder": str(self.folder), "kbps": self.kbps}
+
+
+def _load_reference(clip: Clip, max_seconds: float) -> np.ndarray:
+    from ...audio.load import load_waveform
+
+    x = load_waveform(clip.path, mono="first")[0][0].numpy().astype(np.float64)
+    if max_seconds and max_seconds > 0:
+        x = x[: int(round(max_seconds * SAMPLE_RATE))]
+    return x
+
+
+# -- the loop --------------------------------------------------------------------------------------
+def run_eval(opts: EvalOptions, model=None) -> dict:
+    """Code and score every clip; write the report into ``opts.out``; return the summary dict.
+
+    ``model`` is a loaded :class:`~semanticodec_rt.codec.SemantiCodec` (``None``: not evaluated).
+    """
+    from . import report
+
+    t0 = time.perf_counter()
+    names = _metrics.parse_metric_names(None) if opts.metrics is None else opts.metrics
+    root, clips, kind = find_clips(opts.ref, opts.split, opts.classes, opts.max_clips)
+
+    codecs: list = []
+    if opts.decoded is not None:
+        folder = Path(opts.decoded)
+        if not folder.is_dir():
+            raise EvalError(f"--decoded {folder}: no such folder")
+        dc = DecodedCodec(folder, opts.decoded_label or folder.resolve().name, opts.decoded_kbps)
+        found = [c for c in clips if dc.find(c) is not None]
+        if not found:
+            raise EvalError(f"--decoded {folder}: none of the {len(clips)} reference clips has a decoded "
+                            f"file at the same relative path")
+        if len(found) < len(clips):
+            opts.warn(f"--decoded {folder}: {len(clips) - len(found)} of {len(clips)} clips have no "
+                      f"decoded file; scoring the {len(found)} that do")
+        clips = found
+        codecs.append(dc)
+    if model is not None:
+        codecs.append(ModelCodec(model, opts.steps, opts.seed))
+    for b in opts.baselines:
+        _baselines.check_programs(b)
+        codecs.append(BaselineCodec(b))
+    if not codecs:
+        raise EvalError("nothing to evaluate: give --model, --baselines or --decoded")
+
+    opts.out.mkdir(parents=True, exist_ok=True)
+    opts.log(f"eval: {len(clips)} clips from {opts.ref} ({kind}), codecs: "
+             f"{', '.join(c.name for c in codecs)}; metrics: {', '.join(names)}")
+
+    figure_rels = _figure_clips(clips)
+    figure_audio: dict[str, dict] = {}
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(clips) * len(codecs), desc="eval", unit="decode", file=sys.stderr,
+               disable=not opts.progress, delay=1.0, leave=False)
+    try:
+        for clip in clips:
+            try:
+                x = _load_reference(clip, opts.max_seconds)
+            except ValueError as e:  # AudioInputError: unreadable, empty, non-finite
+                opts.warn(f"{clip.rel}: skipped ({e})")
+                skipped.append({"clip": clip.rel, "reason": str(e)})
+                bar.update(len(codecs))
+                continue
+            transcript = clip.transcript if wer_applies(clip) else None
+            wer_ref, n_words = math.nan, 0
+            if "wer" in names and transcript:
+                n_words = len(_metrics.normalize_text(transcript))
+                wer_ref = _metrics.wer(x, x, SAMPLE_RATE, transcript=transcript)
+            if clip.rel in figure_rels:
+                figure_audio[clip.rel] = {"cls": clip.cls, "original": x, "decodes": {}}
+            for codec in codecs:
+                bar.set_postfix_str(f"{codec.name} {Path(clip.rel).name}"[:40], refresh=False)
+                rows.append(_score_one(clip, x, codec, names, transcript, wer_ref, n_words, opts,
+                                       figure_audio.get(clip.rel)))
+                bar.update(1)
+    finally:
+        bar.close()
+    if not rows:
+        raise EvalError("no clip could be scored (see the warnings above)")
+
+    meta = {
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "semanticodec_rt": _version(),
+        "ref": str(opts.ref),
+        "ref_kind": kind,
+        "split": opts.split if opts.split is not None else ("test" if kind == "manifest" else "all"),
+        "classes": opts.classes or "all",
+        "n_clips": len({r["clip"] for r in rows}),
+        "skipped": skipped,
+        "max_seconds": opts.max_seconds or None,
+        "model": opts.model_spec if model is not None else None,
+        "codecs": [c.describe() for c in codecs],
+        "metrics": names,
+        "metric_settings": _metrics.settings(),
+        "visqol_mapping": _metrics.VISQOL_SPEECH_MAPPING,
+        "alignment": {"envelope_step_ms": _align.ENVELOPE_STEP_S * 1000,
+                      "max_delay_ms": _align.MAX_DELAY_S * 1000,
+                      "refine_min_corr": _align.REFINE_MIN_CORR,
+                      "length": "decode cut or zero-padded to the reference length"},
+        "bitrate": "kbps = bitstream file bytes * 8 / duration (container/header included); "
+                   "payload_kbps = the model's token payload",
+        "runtime_s": None,
+    }
+    meta["runtime_s"] = round(time.perf_counter() - t0, 1)
+    summary = report.write_report(opts.out, rows, meta, [c.name for c in codecs], names, figure_audio)
+    opts.log(f"eval: report in {opts.out} ({len(rows)} scored decodes, {meta['runtime_s']} s)")
+    return summary
+
+
+def _score_one(clip: Clip, x: np.ndarray, codec, names: list[str], transcript, wer_ref: float,
+               n_words: int, opts: EvalOptions, fig: Optional[dict]) -> dict:
+    row = {"clip": clip.rel, "cls": clip.cls, "split": clip.split or "", "pkg": clip.pkg or "",
+           "dur_s": round(len(x) / SAMPLE_RATE, 4), "codec": codec.name, "kbps": math.nan,
+           "payload_kbps": math.nan, "lag_ms": math.nan, "code_s": math.nan}
+    t = time.perf_counter()
+    try:
+        y, kbps, payload = codec.code(clip, x)
+    except EvalError as e:
+        opts.warn(f"{clip.rel}: {codec.name} failed ({e})")
+        row.update({n: math.nan for n in names})
+        row.update({"wer_ref": wer_ref, "n_words": n_words, "notes": f"codec failed: {e}",
+                    "_notes": {"codec": f"failed: {e}"}})
+        return row
+    row["code_s"] = round(time.perf_counter() - t, 3)
+    row["kbps"], row["payload_kbps"] = kbps, payload
+    ref, deg, lag = _align.align(x, y, SAMPLE_RATE)
+    row["lag_ms"] = lag * 1000 / SAMPLE_RATE
+    values, notes = _metrics.score(ref, deg, SAMPLE_RATE, names, transcript=transcript)
+    row.update(values)
+    row["wer_ref"], row["n_words"] = wer_ref, n_words
+    if "wer" in notes and clip.transcript and not transcript:
+        notes["wer"] = f"n/a: language {clip.lang!r} is not English"
+    row["notes"] = "; ".join(f"{k}: {v}" for k, v in notes.items())
+    row["_notes"] = notes
+    if opts.save_audio and codec.kind != "decoded":
+        _save_audio(opts.out / "audio" / _safe(codec.name) / Path(clip.rel).with_suffix(".wav"), deg)
+    if fig is not None:
+        fig["decodes"][codec.name] = (deg, kbps)
+    return row
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _save_audio(path: Path, y: np.ndarray) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(y, -1, 1).astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+
+
+def _figure_clips(clips: list[Clip]) -> set[str]:
+    """The first clip of each class (speech, music, sfx, other), up to :data:`FIGURE_CLIPS`."""
+    chosen: dict[str, str] = {}
+    for c in clips:
+        chosen.setdefault(c.cls, c.rel)
+    order = [k for k in (*CLASSES, OTHER) if k in chosen] + [k for k in chosen if k not in (*CLASSES, OTHER)]
+    return {chosen[k] for k in order[:FIGURE_CLIPS]}
+
+
+def _version() -> str:
+    from ... import __version__
+
+    return __version__

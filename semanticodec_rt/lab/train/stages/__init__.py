@@ -1,0 +1,26 @@
+"""The training stages, in pipeline order (see :mod:`semanticodec_rt.lab.train`)."""
+
+from __future__ import annotations
+
+
+def stage_class(name: str):
+    """The :class:`~.base.Stage` subclass of a stage name (imported on demand)."""
+    if name == "mae":
+        from .mae import MAEStage as cls
+    elif name == "kmeans":
+        from .kmeans import KMeansStage as cls
+    elif name == "vae":
+        from .vae import VAEStage as cls
+    elif name == "vocoder":
+        from .vocoder import VocoderStage as cls
+    elif name == "ldm":
+        from .ldm import LDMStage as cls
+    elif name == "distill":
+        from .distill import DistillStage as cls
+    else:
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES + ('distill',))}")
+    return cls
+
+
+#: the teacher pipeline; ``distill`` comes after it, on a finished teacher (``--teacher``)
+STAGES = ("mae", "kmeans", "vae", "vocoder", "ldm")
