@@ -20,6 +20,13 @@ TOKEN_RATES = (100, 50, 25)
 SEMANTIC_VOCAB_SIZES = (4096, 8192, 16384, 32768)
 
 
+def stack_factor(token_rate: int) -> int:
+    """K = 100 / token_rate (1, 2 or 4): AudioMAE patches stacked into one token position."""
+    if token_rate not in TOKEN_RATES:
+        raise ValueError(f"token_rate must be one of {TOKEN_RATES}, got {token_rate!r}")
+    return 100 // token_rate
+
+
 @dataclass(frozen=True)
 class FbankConfig:
     """Kaldi-compatible log-mel fbank of the semantic encoder (torchaudio ``compliance.kaldi``)."""
@@ -147,6 +154,18 @@ class SamplerConfig:
             raise ValueError(f"sampler spacing must be one of {SAMPLER_SPACINGS}, got {self.spacing!r}")
 
 
+    def resolve(self, steps: int | None = None, cfg_scale: float | None = None,
+                eta: float | None = None) -> "SamplerConfig":
+        """These defaults with the caller's overrides (``None`` keeps the default): the one place
+        where a decode call's sampling options meet the model's."""
+        return dataclasses.replace(
+            self,
+            steps=self.steps if steps is None else int(steps),
+            cfg_scale=self.cfg_scale if cfg_scale is None else float(cfg_scale),
+            eta=self.eta if eta is None else float(eta),
+        )
+
+
 SAMPLER_SPACINGS = ("uniform", "trailing")
 
 
@@ -199,7 +218,7 @@ class CodecConfig:
     @property
     def stack_factor(self) -> int:
         """K = 100 / token_rate: patches concatenated into one token (1, 2 or 4)."""
-        return 100 // self.token_rate
+        return stack_factor(self.token_rate)
 
     @property
     def feature_dim(self) -> int:
@@ -236,39 +255,9 @@ class CodecConfig:
         return self.unit_columns * self.vit.grid_f // self.stack_factor
 
     @property
-    def decoder_window_tokens(self) -> int:
-        """Token positions per decoder window (512/256/128 official; rt: decoder columns)."""
-        if self.stream is None:
-            return self.tokens_per_window
-        return self.stream.decoder_columns * self.vit.grid_f // self.stack_factor
-
-    @property
-    def algorithmic_latency_ms(self) -> float:
-        """Input-to-output delay the windowing imposes, before any compute time.
-
-        rt: a unit must be complete (unit columns) plus the ViT lookahead, plus the 15 ms the
-        last 25 ms fbank frame of a column reaches past it, plus the decoder's crossfade
-        hold-back.  Official: a sample is final only when its 10.24 s encoder window (plus
-        the 15 ms frame tail) is complete and the 0.64 s crossfade of its decoder window is
-        resolved; the first decoder window needs 10.24 s of tokens, so ~10.9 s at best (the
-        2 ms/window drift and the 9.6 s vs 10.24 s grids make later samples wait longer).
-        """
-        frame_tail = (self.fbank.frame_length - self.fbank.frame_shift) / self.sample_rate * 1e3
-        if self.stream is None:
-            window = self.window_samples / self.sample_rate * 1e3
-            return window + frame_tail + self.window_overlap_ratio * window
-        column_ms = self.column_samples / self.sample_rate * 1e3
-        st = self.stream
-        return (self.unit_columns + st.lookahead_columns) * column_ms + frame_tail + st.crossfade_ms
-
-    @property
     def window_samples(self) -> int:
         """Samples per encoder window (163840 = 10.24 s)."""
         return self.window_frames * self.fbank.frame_shift
-
-    @property
-    def hop_samples(self) -> int:
-        return self.fbank.frame_shift
 
     # -- identity ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -409,10 +398,3 @@ PRESETS: dict[str, CodecConfig] = {
 }
 PRESETS.update({f"{fam}-r{r}": rt_config(fam, r) for fam in RT_FAMILIES for r in TOKEN_RATES})
 
-
-def get_config(name: str) -> CodecConfig:
-    """Look up a preset by name; the error lists the valid names."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown config {name!r}; known: {', '.join(sorted(PRESETS))}") from None

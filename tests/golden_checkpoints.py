@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from conftest import golden, golden_config, state_dict_from
+
 from semanticodec_rt.weights.official import checkpoint_subdir, codebook_relpath
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from semanticodec_rt.lab.bench import codec_bench as bench
 from semanticodec_rt.cli import main
-from semanticodec_rt.config import rt_config
 from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.config import rt_config
+from semanticodec_rt.lab.bench import codec_bench as bench
 
 pytestmark = pytest.mark.bench
 

@@ -23,9 +23,8 @@ import pytest
 
 from semanticodec_rt.bitstream import (
     FORMAT_VERSION, MAGIC, PACKET_OVERHEAD, BitstreamError, ModelMismatchError, Packet, PacketKind,
-    ScrtReader, ScrtWriter, StreamInfo, bits_for_vocab, check_model, decode_packet,
-    default_frames_per_packet, encode_packet, pack_bits, pack_fields, packed_size, read_scrt, unpack_bits,
-    unpack_fields, write_scrt,
+    ScrtReader, ScrtWriter, StreamInfo, bits_for_vocab, check_model, decode_packet, default_frames_per_packet,
+    encode_packet, pack_bits, pack_fields, packed_size, read_scrt, unpack_bits, unpack_fields, write_scrt,
 )
 from semanticodec_rt.config import SEMANTIC_VOCAB_SIZES, TOKEN_RATES, official_config
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from semanticodec_rt.weights import checkpoint
-from semanticodec_rt.config import rt_config
 from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.config import rt_config
+from semanticodec_rt.weights import checkpoint
 
 pytestmark = pytest.mark.cli
 

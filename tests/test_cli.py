@@ -13,19 +13,20 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import golden_config
+from conftest import golden_config, unavailable
 
-from semanticodec_rt.weights import checkpoint
-from semanticodec_rt import cli
-from semanticodec_rt.bitstream import read_scrt
-from semanticodec_rt.config import rt_config
+from semanticodec_rt import api, cli
 from semanticodec_rt.audio.load import load_waveform
+from semanticodec_rt.bitstream import read_scrt
 from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.config import rt_config
+from semanticodec_rt.weights import checkpoint
 
 pytestmark = pytest.mark.cli
 
@@ -201,6 +202,7 @@ def test_info_30s_file_payload_bitrate(env, tmp_path, capsys):
         print(f"\n$ semanticodec-rt info {scrt.name}\n{text}", end="")
 
 
+@pytest.mark.heavy
 def test_official_windowing_model(env, tmp_path, capsys):
     """A model of the published structure (reduced widths): whole-file encode and decode."""
     path = tmp_path / "official_small.safetensors"
@@ -306,7 +308,7 @@ def test_scrt_from_another_model_names_both(env, codec, tmp_path, capsys):
 
 
 def test_no_model_and_no_default(env, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "assets" / "default.safetensors")
+    monkeypatch.setattr(api, "DEFAULT_MODEL", tmp_path / "assets" / "default.safetensors")
     rc, _, err = run(capsys, "encode", env["clip"], tmp_path / "x.scrt")
     assert_one_line_error(rc, err, "default model", "is missing", "pass --model PATH|official:DIR")
     assert rc == 2
@@ -319,6 +321,7 @@ def _python_m(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=120, **kwargs)
 
 
+@pytest.mark.heavy
 def test_subprocess_exit_codes_and_stderr(env, encoded, tmp_path):
     out = tmp_path / "p.wav"
     r = _python_m(encoded, out, "--model", env["model"], "--steps", "1", "-q")  # suffix mode: decode
@@ -343,8 +346,9 @@ def test_info_runs_without_torch(encoded):
 
 
 def test_console_script_is_installed():
-    exe = shutil.which("semanticodec-rt")
+    # pip puts it next to this interpreter, which need not be on PATH (make runs .venv/bin/python)
+    exe = shutil.which("semanticodec-rt", path=sysconfig.get_path("scripts")) or shutil.which("semanticodec-rt")
     if exe is None:
-        pytest.skip("semanticodec-rt not on PATH (pip install -e . declares it)")
+        unavailable("semanticodec-rt not installed: pip install -e . declares it")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("semanticodec-rt ")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from semanticodec_rt.codec import SemantiCodec
 from semanticodec_rt.config import rt_config
 from semanticodec_rt.decoder.diffusion.ddim import sample
 from semanticodec_rt.decoder.diffusion.graph import GraphedSampler
-from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.gpu
 
@@ -29,7 +29,7 @@ def test_graph_replay_equals_eager(eta, cfg_scale):
     dec = codec.decoder
     steps, b = 4, 3
     sched = dec.ddim(steps, eta)
-    w = codec.cfg.decoder_window_tokens
+    w = codec.windowing.decoder_window_tokens
     g = torch.Generator(device=dev).manual_seed(0)
     x_shape, c_shape = (b, *dec.latent_shape), (b, w, codec.cfg.context_dim)
     graphed = GraphedSampler(dec._denoise, sched, dec.sqrt_alphas_cumprod, dec.sqrt_one_minus_alphas_cumprod,
@@ -45,3 +45,23 @@ def test_graph_replay_equals_eager(eta, cfg_scale):
         replay = graphed(x_T, cond, uncond, noise)
         torch.cuda.synchronize()
         assert torch.equal(replay, eager)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False")
+@pytest.mark.parametrize("eta,cfg_scale", [(0.0, 1.0), (0.0, 2.0), (1.0, 2.0)])
+def test_distilled_decode_on_cuda_replays_the_graph_and_equals_eager(eta, cfg_scale):
+    """A few-step (trailing-grid) model decoding on CUDA samples through captured graphs, one per
+    window-batch shape, and gives exactly the eager decode."""
+    import dataclasses
+
+    from semanticodec_rt.config import SamplerConfig
+
+    cfg = rt_config("rt-tiny", 100)
+    cfg = dataclasses.replace(cfg, sampler=SamplerConfig(steps=4, eta=eta, cfg_scale=cfg_scale, spacing="trailing"))
+    codec = SemantiCodec.random(cfg, device="cuda")
+    tokens = torch.randint(0, 256, (2, 11 * cfg.tokens_per_unit, 2)) % torch.tensor([cfg.semantic_vocab_size, 8192])
+    graphed = codec.decode(tokens, seed=3)  # 11 units: groups of 8 and 3 windows, two graphs
+    assert len(codec.decoder._graphs) == 2
+    codec.decoder.cuda_graphs = False
+    eager = codec.decode(tokens, seed=3)
+    assert torch.equal(graphed, eager)

@@ -20,10 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import unavailable
 from scipy.signal import resample_poly
 
 from semanticodec_rt import cli
-from semanticodec_rt.lab.data import build as B, convert, fetch, manifest as mf, packages as P
+from semanticodec_rt.lab.data import build as B
+from semanticodec_rt.lab.data import convert, fetch
+from semanticodec_rt.lab.data import manifest as mf
+from semanticodec_rt.lab.data import packages as P
 from semanticodec_rt.lab.data.splits import SPLITS, bucket, group_key, split_of, strip_number
 
 pytestmark = pytest.mark.data
@@ -266,10 +270,11 @@ def test_parse_float_wav_from_a_pipe():
         convert.parse_float_wav(b"nonsense")
 
 
-@pytest.mark.skipif(convert.find_ffmpeg() is None, reason="ffmpeg not installed (nor SCRT_FFMPEG)")
 def test_convert_g722_through_ffmpeg(tmp_path):
     import subprocess
 
+    if convert.find_ffmpeg() is None:
+        unavailable("program 'ffmpeg' not found (nor $SCRT_FFMPEG): apt-get install ffmpeg")
     src = tmp_path / "a.wav"
     sf.write(src, _tone(1, 16000, 500), 16000)
     g722 = tmp_path / "a.g722"
@@ -459,6 +464,7 @@ def test_cli_data_help(capsys):
 
 
 # -- the real thing: the smoke tier from the Debian mirror ------------------------------------------
+@pytest.mark.heavy
 def test_smoke_tier_real_build(tmp_path_factory, capsys):
     base = tmp_path_factory.mktemp("smoke")
     out, work = base / "corpus", base / "work"

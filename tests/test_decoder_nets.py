@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import golden_config
+
 from semanticodec_rt.config import UNetConfig, VAEConfig, VocoderConfig, official_config
 from semanticodec_rt.decoder.diffusion.attention import Attention
-from semanticodec_rt.decoder.synthesis.hifigan import HiFiGAN
 from semanticodec_rt.decoder.diffusion.unet import UNet
+from semanticodec_rt.decoder.synthesis.hifigan import HiFiGAN
 from semanticodec_rt.decoder.synthesis.vae import AutoencoderKL
 
 

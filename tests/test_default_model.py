@@ -15,12 +15,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from semanticodec_rt.weights import checkpoint
+import semanticodec_rt as sc
 from semanticodec_rt import cli
-from semanticodec_rt.bitstream import read_scrt
-from semanticodec_rt.cli.models import load_codec
-from semanticodec_rt.lab.eval.metrics import logmel_distance
 from semanticodec_rt.audio.load import load_waveform
+from semanticodec_rt.bitstream import read_scrt
+from semanticodec_rt.cli.common import load_codec
+from semanticodec_rt.lab.eval.metrics import logmel_distance
+from semanticodec_rt.weights import checkpoint
 
 pytestmark = pytest.mark.cli
 
@@ -36,7 +37,7 @@ def default_codec():
 
 
 def test_default_is_shipped_small_int8_and_distilled(default_codec):
-    assert Path(cli.DEFAULT_MODEL) == DEFAULT and DEFAULT.exists()
+    assert Path(sc.DEFAULT_MODEL) == DEFAULT and DEFAULT.exists()
     assert DEFAULT.stat().st_size <= LIMIT_BYTES, DEFAULT.stat().st_size
     meta = checkpoint.read_metadata(DEFAULT)
     assert meta["storage"] == "int8"
@@ -84,3 +85,19 @@ def test_default_decoder_is_deterministic_per_seed(default_codec):
     a, b = default_codec.decode(toks, seed=3), default_codec.decode(toks, seed=3)
     assert torch.equal(a, b)
 
+
+
+def test_every_stream_writer_names_the_weights(default_codec, tmp_path):
+    """Files, live and link describe a stream with one builder (StreamInfo.for_codec): the model is
+    named by its weights' sha, never its config's (the live loopback used to write the latter)."""
+    import io
+
+    from semanticodec_rt.link import link_info
+    from semanticodec_rt.live import CodecProcessor
+
+    sha = default_codec.model_sha
+    assert sha != default_codec.cfg.sha()
+    assert CodecProcessor(default_codec).info.model == sha
+    assert link_info(default_codec).model == sha
+    data = sc.compress(torch.zeros(1, 4000), default_codec)
+    assert read_scrt(io.BytesIO(data))[0].model == sha

@@ -5,19 +5,21 @@ and the published-checkpoint teacher path."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import cached_build, tree_hash
+from test_train import _log, _run, checkpoint_tensors, smoke
 
-from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.cli import main as cli_main
 from semanticodec_rt.config import SamplerConfig, rt_config
 from semanticodec_rt.decoder.diffusion.ddim import ddim_schedule, sample, trailing_timesteps
 from semanticodec_rt.decoder.diffusion.schedule import make_schedule
 from semanticodec_rt.lab.train.loop import Trainer, checkpoints
 from semanticodec_rt.lab.train.progressive import ddim_v_step, grid_alphas, target_v, teacher_walk
-from test_train import _log, _run, checkpoint_tensors, corpus, smoke  # noqa: F401  (corpus: fixture)
+from semanticodec_rt.weights import checkpoint
 
 pytestmark = pytest.mark.train
 
@@ -93,20 +95,25 @@ def test_teacher_walk_and_student_step_match_the_sampler():
 
 
 # -- the stage on a smoke teacher ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def teacher_run(corpus, tmp_path_factory) -> Path:  # noqa: F811
-    run = tmp_path_factory.mktemp("teacher")
-    torch.manual_seed(0)
-    for stage in ("mae", "kmeans", "vae", "vocoder", "ldm"):
-        _run(stage, smoke(f"{stage}.steps=4", f"{stage}.ckpt_every=100"), corpus, run)
-    return run
+@pytest.fixture(scope="session")
+def teacher_run(corpus, request) -> Path:
+    """A smoke teacher (all five stages, 4 steps each); read-only, cached on disk (conftest.cached_build)."""
+    stages = ("mae", "kmeans", "vae", "vocoder", "ldm")
+    overrides = {stage: [f"{stage}.steps=4", f"{stage}.ckpt_every=100"] for stage in stages}
+
+    def build(run: Path) -> None:
+        torch.manual_seed(0)
+        for stage in stages:
+            _run(stage, smoke(*overrides[stage]), corpus, run)
+
+    return cached_build(request, "teacher", [json.dumps(overrides), tree_hash(corpus)], build)
 
 
 def distill_cfg(run: Path, *more: str):
     return smoke(f"distill.teacher={run}", "distill.ckpt_every=100", "distill.batch=2", *more)
 
 
-def test_distill_overfits_a_fixed_batch(teacher_run, corpus, tmp_path):  # noqa: F811
+def test_distill_overfits_a_fixed_batch(teacher_run, corpus, tmp_path):
     tcfg = distill_cfg(teacher_run, "distill.steps=30", "distill.rounds=2,1", "distill.log_every=1",
                        "distill.warmup=2")
     tr = Trainer("distill", tcfg, corpus, tmp_path, progress=False)
@@ -118,7 +125,7 @@ def test_distill_overfits_a_fixed_batch(teacher_run, corpus, tmp_path):  # noqa:
     assert sum(losses[-3:]) < 0.7 * sum(losses[:3]), losses
 
 
-def test_distill_resume_across_a_round_equals_uninterrupted(teacher_run, corpus, tmp_path):  # noqa: F811
+def test_distill_resume_across_a_round_equals_uninterrupted(teacher_run, corpus, tmp_path):
     tcfg = distill_cfg(teacher_run, "distill.steps=6")  # rounds 4 -> 2 -> 1, 3 steps each
     straight = _run("distill", tcfg, corpus, tmp_path / "a")
     first = _run("distill", tcfg, corpus, tmp_path / "b", steps=4)  # stops inside round 1
@@ -134,7 +141,7 @@ def test_distill_resume_across_a_round_equals_uninterrupted(teacher_run, corpus,
     assert straight.stage.round == 1
 
 
-def test_students_are_codecs_with_one_unet_call_per_step(teacher_run, corpus, tmp_path):  # noqa: F811
+def test_students_are_codecs_with_one_unet_call_per_step(teacher_run, corpus, tmp_path):
     tcfg = distill_cfg(teacher_run, "distill.steps=2", "distill.rounds=4,2,1")
     _run("distill", tcfg, corpus, tmp_path)
     for n in (2, 1):
@@ -165,7 +172,7 @@ def test_students_are_codecs_with_one_unet_call_per_step(teacher_run, corpus, tm
     assert all(torch.equal(v, s1[k]) for k, v in final.items())
 
 
-def test_cli_distill_needs_a_teacher(corpus, tmp_path, capsys):  # noqa: F811
+def test_cli_distill_needs_a_teacher(corpus, tmp_path, capsys):
     assert cli_main(["train", "distill", "--config", "smoke", "--data", str(corpus), "--out", str(tmp_path), "-q"]) == 2
     assert "teacher" in capsys.readouterr().err
     assert cli_main(["train", "distill", "--config", "smoke", "--data", str(corpus), "--out", str(tmp_path),
@@ -176,16 +183,17 @@ def test_cli_distill_needs_a_teacher(corpus, tmp_path, capsys):  # noqa: F811
 
 # -- the published-checkpoint teacher path ------------------------------------------------------------
 @pytest.mark.golden
-def test_distill_runs_on_an_official_layout_teacher(corpus, tmp_path, monkeypatch):  # noqa: F811
+def test_distill_runs_on_an_official_layout_teacher(corpus, tmp_path, monkeypatch):
     """``--teacher official:DIR`` goes through the same stage: 10.24 s windows, one per crop.  The
     folder is the golden one (reduced widths) with a random VAE encoder added to decoder.ckpt, as
     the published decoder.ckpt carries one."""
     from conftest import golden_config
     from golden_checkpoints import write_official_folder
+
     from semanticodec_rt.decoder.synthesis.vae import AutoencoderKL
-    from semanticodec_rt.weights.official import checkpoint_subdir
     from semanticodec_rt.lab.train import teacher as teacher_mod
     from semanticodec_rt.lab.train.stages import distill as distill_mod
+    from semanticodec_rt.weights.official import checkpoint_subdir
 
     cfg = golden_config(100)
     folder = write_official_folder(tmp_path / "official", 100)

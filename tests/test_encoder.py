@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import golden_config
+
 from semanticodec_rt.config import AcousticConfig
-from semanticodec_rt.encoder.codec_encoder import SemantiCodecEncoder
 from semanticodec_rt.encoder.acoustic import AcousticEncoder
+from semanticodec_rt.encoder.codec_encoder import SemantiCodecEncoder
 from semanticodec_rt.encoder.grouping import patches_to_tokens, tokens_to_patches
+from semanticodec_rt.encoder.kmeans import SemanticQuantizer
 from semanticodec_rt.encoder.padding import mark_padding, padding_column_max
 from semanticodec_rt.encoder.vit import AudioMAE
-from semanticodec_rt.encoder.kmeans import SemanticQuantizer
 from semanticodec_rt.encoder.vq import AcousticVQ
 
 SILENT = -1.2775938510894775  # normalised log-floor row of digital silence

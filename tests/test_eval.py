@@ -20,15 +20,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import require_file, require_program
 from scipy.signal import butter, sosfiltfilt
 
 from semanticodec_rt import cli
+from semanticodec_rt.audio.resample import resample
 from semanticodec_rt.lab.eval import EvalError
 from semanticodec_rt.lab.eval import align as A
 from semanticodec_rt.lab.eval import baselines as B
 from semanticodec_rt.lab.eval import metrics as M
 from semanticodec_rt.lab.eval.run import find_clips
-from semanticodec_rt.audio.resample import resample
 
 pytestmark = pytest.mark.eval
 
@@ -37,13 +38,22 @@ REAL_CLIP = Path("/usr/share/asterisk/sounds/en_US_f_Allison/demo-congrats.wav")
 # The clip's first sentence (0-7.5 s), as spoken.
 FIRST_SENTENCE = "Congratulations. You have successfully installed and executed the Asterisk open source P B X."
 SANITY_S = 16.4  # first two sentences; ends in a pause
+# The programs each baseline codec runs, and the Debian packages that install them.
+BASELINE_PROGRAMS = {"codec2": [("sox", "sox"), ("c2enc", "codec2"), ("c2dec", "codec2")],
+                     "opus": [("opusenc", "opus-tools"), ("opusdec", "opus-tools")]}
+
+
+def need_baselines(*specs: str) -> None:
+    """Skip (fail in CI) unless the programs of the baselines ``specs`` are installed."""
+    for spec in specs:
+        for prog, package in BASELINE_PROGRAMS[spec.split(":")[0]]:
+            require_program(prog, package)
 
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """The real recording at 16 kHz (float64)."""
-    if not REAL_CLIP.exists():
-        pytest.skip(f"{REAL_CLIP} missing: apt-get install asterisk-core-sounds-en-wav (.ci/run does)")
+    require_file(REAL_CLIP, "asterisk-core-sounds-en-wav")
     x, sr = sf.read(str(REAL_CLIP), dtype="float32")
     assert sr == 8000
     return resample(torch.from_numpy(x)[None], sr, SR)[0].numpy().astype(np.float64)
@@ -64,6 +74,7 @@ def sanity(speech):
     return scores
 
 
+@pytest.mark.heavy
 def test_identity_scores_perfect(sanity):
     s = sanity["identity"]
     assert s["stoi"] > 0.999 and s["estoi"] > 0.999
@@ -73,6 +84,7 @@ def test_identity_scores_perfect(sanity):
     assert s["si_sdr"] > 100
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("metric", ["stoi", "estoi", "pesq_wb", "visqol", "logmel", "si_sdr"])
 def test_lowpass_lower_noise_lowest(sanity, metric):
     sign = 1 if M.INFO[metric].higher_is_better else -1
@@ -93,6 +105,7 @@ def test_missing_package_gives_nan_with_reason(monkeypatch, speech):
     assert notes == {"pesq_wb": "pesq is not usable (simulated)"}
 
 
+@pytest.mark.heavy
 def test_wer(speech):
     sentence = speech[: int(7.5 * SR)]
     assert M.word_error_rate("the cat sat", "the cat sat") == 0.0
@@ -123,8 +136,9 @@ def test_alignment_recovers_known_delay(speech):
 def coded(speech):
     """codec2 700C / 3200 / 1400 and opus 12k decodes of the first sentences, with bitrates."""
     ref = speech[: int(SANITY_S * SR)]
-    return ref, {spec: B.run_baseline(spec, ref, SR) for spec in ("codec2:700C", "codec2:3200", "codec2:1400",
-                                                                  "opus:12")}
+    specs = ("codec2:700C", "codec2:3200", "codec2:1400", "opus:12")
+    need_baselines(*specs)
+    return ref, {spec: B.run_baseline(spec, ref, SR) for spec in specs}
 
 
 def test_baseline_stoi_order(coded):
@@ -208,12 +222,14 @@ def tiny(speech, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval_out") / "report"
+    need_baselines("codec2:1400")
     code = cli.main(["eval", "--ref", str(tiny), "--baselines", "codec2:1400", "--model", "preset:rt-tiny-r100",
                      "--random-weights-ok", "--steps", "1", "--out", str(out), "--save-audio", "-q"])
     assert code == 0
     return out
 
 
+@pytest.mark.heavy
 def test_eval_end_to_end(report):
     for name in ("clips.csv", "summary.md", "summary.json", "bitrate_quality.png", "spectrogram_1_speech.png",
                  "spectrogram_2_music.png", "spectrogram_3_sfx.png"):
@@ -250,6 +266,7 @@ def test_eval_end_to_end(report):
     assert "lattice" in md and "## speech" in md and "| codec2:1400 |" in md and "![bitrate_quality]" in md
 
 
+@pytest.mark.heavy
 def test_eval_decoded_folder(report, tiny, tmp_path):
     saved = report / "audio" / "codec2_1400"
     assert (saved / "speech" / "features.wav").is_file()  # .flac reference, .wav decode: matched by stem
@@ -294,7 +311,8 @@ def test_baselines_are_repeatable():
     """Same input, same decode: sox's random dither is off (-D), so scores and alignments repeat."""
     from semanticodec_rt.lab.eval.baselines import run_baseline
 
+    need_baselines("codec2:1400")
     x = 0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR) + 0.01 * np.random.default_rng(0).standard_normal(2 * SR)
-    a, b = run_baseline("codec2:1400", x, SR), run_baseline("codec2:1400", x, SR)
-    a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)
-    assert np.array_equal(a, b)
+    (a, kbps_a), (b, kbps_b) = run_baseline("codec2:1400", x, SR), run_baseline("codec2:1400", x, SR)
+    assert isinstance(a, np.ndarray) and a.dtype == np.float32 and isinstance(kbps_a, float)
+    assert np.array_equal(a, b) and kbps_a == kbps_b

@@ -9,13 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from semanticodec_rt.windowing import official_lengths as lengths
 from semanticodec_rt.audio.files import (
     AudioFileNotFoundError, AudioInputError, apply_channel_policy, read_audio,
 )
-from semanticodec_rt.encoder.fbank import kaldi_fbank, mel_filterbank, n_frames, pad_or_cut
-from semanticodec_rt.audio.load import load_audio, prepare_waveform
 from semanticodec_rt.audio.resample import resample, resampled_length, sinc_resample_kernel
+from semanticodec_rt.encoder.fbank import kaldi_fbank, mel_filterbank, n_frames, pad_or_cut
+from semanticodec_rt.windowing import official_lengths as lengths
+from semanticodec_rt.windowing.official import load_audio, prepare_waveform
 from semanticodec_rt.windowing.overlap_add import numpy_linspace, overlap_add
 
 SR = 16000

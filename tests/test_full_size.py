@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
+from semanticodec_rt.codec import SemantiCodec
 from semanticodec_rt.config import official_config
 from semanticodec_rt.windowing import official_lengths as lengths
-from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.slow
 

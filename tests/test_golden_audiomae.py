@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import assert_close, atol, golden, golden_config, state_dict_from
+
 from semanticodec_rt.encoder.vit import AudioMAE, audiomae_pos_embed
 
 pytestmark = pytest.mark.golden

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_close, atol, golden
+
 from semanticodec_rt.config import DiffusionConfig
 from semanticodec_rt.decoder.diffusion.ddim import cfg_combine, ddim_schedule, ddim_step_v
 from semanticodec_rt.decoder.diffusion.schedule import SCHEDULE_BUFFER_NAMES, make_schedule

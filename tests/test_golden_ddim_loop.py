@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_close, atol, golden, golden_config
 from golden_checkpoints import decoder_state_dict
+
 from semanticodec_rt.decoder.conditioning import make_contexts
-from semanticodec_rt.decoder.latent_diffusion import LatentDiffusionDecoder
 from semanticodec_rt.decoder.diffusion.ddim import sample
+from semanticodec_rt.decoder.latent_diffusion import LatentDiffusionDecoder
 from semanticodec_rt.weights.official import DECODER_IGNORED_PREFIXES, drop_prefixes
 
 pytestmark = pytest.mark.golden
@@ -21,6 +21,7 @@ def decoder():
     return dec.eval()
 
 
+@pytest.mark.heavy
 def test_loop_every_step(decoder):
     z, meta = golden("ddim")
     noise = torch.from_numpy(z["in/loop/noise"])
@@ -57,6 +58,7 @@ def test_loop_every_step(decoder):
     assert_close(wave, z["out/loop/waveform"], atol(meta, "out/loop/waveform"), "waveform")
 
 
+@pytest.mark.heavy
 def test_generate_equals_loop(decoder):
     """decoder.generate (the path decode uses) gives the same waveform."""
     z, meta = golden("ddim")
@@ -67,6 +69,7 @@ def test_generate_equals_loop(decoder):
     assert_close(wave, z["out/loop/waveform"], atol(meta, "out/loop/waveform"), "waveform")
 
 
+@pytest.mark.heavy
 def test_separate_guidance_calls_equal_batched(decoder):
     """The reference's two batch-1 UNet calls per step give the batched result."""
     z, meta = golden("ddim")

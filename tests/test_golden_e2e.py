@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_close, atol, golden, golden_config
 from golden_checkpoints import write_official_folder
-from semanticodec_rt.codec import SemantiCodec
+
+from semanticodec_rt.weights.official import load_official
 
 pytestmark = pytest.mark.golden
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.golden
 def loaded(request, tmp_path_factory):
     rate = request.param
     root = write_official_folder(tmp_path_factory.mktemp(f"official_r{rate}"), rate)
-    codec = SemantiCodec.from_official(root, rate, config=golden_config(rate))
+    codec = load_official(root, rate, config=golden_config(rate))
     return rate, codec
 
 
@@ -43,6 +43,7 @@ def test_encode_from_wav_file(loaded, tmp_path):
     assert np.array_equal(codec.encode(path).numpy(), z["out/tokens"])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("windows_per_batch", [1, 2])
 def test_decode_waveform(loaded, windows_per_batch):
     rate, codec = loaded
@@ -58,6 +59,7 @@ def test_decode_waveform(loaded, windows_per_batch):
     assert_close(wave, z["out/waveform"], atol(meta, "out/waveform"), f"r{rate} waveform")
 
 
+@pytest.mark.heavy
 def test_decode_batch_of_two_equals_singles(loaded):
     """Batch items are independent and get the same per-window noise as a batch of one."""
     rate, codec = loaded

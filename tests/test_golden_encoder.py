@@ -11,15 +11,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import OFFICIAL_MANIFEST_DIR, assert_close, atol, golden, golden_config, state_dict_from
 
-from conftest import (
-    OFFICIAL_MANIFEST_DIR,
-    assert_close,
-    atol,
-    golden,
-    golden_config,
-    state_dict_from,
-)
 from semanticodec_rt.config import official_config
 from semanticodec_rt.encoder.codec_encoder import SemantiCodecEncoder
 

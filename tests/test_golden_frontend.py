@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from semanticodec_rt.windowing import official_lengths as lengths
-from semanticodec_rt.encoder.fbank import FLOAT32_EPS, extract_fbank, kaldi_fbank, normalize, pad_or_cut
-from semanticodec_rt.audio.load import load_audio, prepare_waveform
-from semanticodec_rt.audio.resample import resample
-
 from conftest import assert_close, atol, golden, require_golden
+
+from semanticodec_rt.audio.resample import resample
+from semanticodec_rt.encoder.fbank import FLOAT32_EPS, extract_fbank, kaldi_fbank, normalize, pad_or_cut
+from semanticodec_rt.windowing import official_lengths as lengths
+from semanticodec_rt.windowing.official import load_audio, prepare_waveform
 
 pytestmark = pytest.mark.golden
 

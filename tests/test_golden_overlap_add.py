@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import atol, golden
+
 from semanticodec_rt.windowing import official_lengths as lengths
 from semanticodec_rt.windowing.overlap_add import numpy_linspace, overlap_add, overlap_samples, trim_waveform
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_close, atol, golden
+
 from semanticodec_rt.encoder.grouping import audiomae_to_sequence
 from semanticodec_rt.encoder.padding import (
     first_marked_position, mark_padding, padding_column_max, padding_cutoff_fraction,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_close, atol, golden
+
 from semanticodec_rt.encoder.grouping import audiomae_to_sequence, tokens_to_patches
 from semanticodec_rt.encoder.kmeans import SemanticQuantizer
 

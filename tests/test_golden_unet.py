@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import GOLDEN_DIR, assert_close, atol, golden, golden_config, state_dict_from
+
 from semanticodec_rt.decoder.diffusion.unet import UNet
 
 pytestmark = pytest.mark.golden

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import assert_close, atol, golden, golden_config, state_dict_from
+
 from semanticodec_rt.decoder.synthesis.vae import AutoencoderKL
 
 pytestmark = pytest.mark.golden

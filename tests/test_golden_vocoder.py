@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import GOLDEN_DIR, assert_close, atol, golden, golden_config, state_dict_from
+
 from semanticodec_rt.decoder.synthesis.hifigan import HiFiGAN
 
 pytestmark = pytest.mark.golden

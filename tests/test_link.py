@@ -23,19 +23,18 @@ import pytest
 import soundfile as sf
 import torch
 
-from semanticodec_rt import cli
-from semanticodec_rt.bitstream import StreamInfo
-from semanticodec_rt.config import rt_config
+from semanticodec_rt import StreamingDecoder, StreamingEncoder, cli
 from semanticodec_rt.audio.load import load_waveform
+from semanticodec_rt.bitstream import StreamInfo
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.config import rt_config
 from semanticodec_rt.link import (
-    CodecDecoder, Concealer, DatagramError, Impairments, ImpairedChannel, JitterBuffer, NullSink, Packetizer,
+    CodecDecoder, Concealer, DatagramError, ImpairedChannel, Impairments, JitterBuffer, NullSink, Packetizer,
     ReceiverCore, SeqWindow, SilentDecoder, WavSink, receive_stream, run_loopback,
 )
 from semanticodec_rt.link.datagram import MAX_DATAGRAM, DatagramKind, decode_datagram, encode_datagram
 from semanticodec_rt.link.seqwindow import SeqStatus
 from semanticodec_rt.link.worker import DecodeWorker
-from semanticodec_rt.codec import SemantiCodec
-from semanticodec_rt.windowing import StreamingDecoder, StreamingEncoder
 
 pytestmark = pytest.mark.link
 
@@ -186,7 +185,7 @@ def test_concealment_repeat_and_pad():
 
 def test_decoder_pad_hook_equals_the_stream_start_fill(codec, monkeypatch):
     """A masked position reads exactly like the -1 fill before the stream start."""
-    import semanticodec_rt.windowing.units as rc
+    import semanticodec_rt.windowing.unit_grid as rc
 
     windows = []
 
@@ -456,6 +455,7 @@ def _run_link(codec, wave, tmp_path, *, plc="repeat", **kw):
     return sent, got, audio, dec, ch
 
 
+@pytest.mark.heavy
 def test_udp_lossless_equals_offline(codec, wave, offline_ids, tmp_path):
     """0 % loss: the same ids as encoding the whole file, the same audio as decoding them; junk
     sent to the receiver's port mid-stream is counted and changes nothing."""
@@ -485,6 +485,7 @@ def test_udp_lossless_equals_offline(codec, wave, offline_ids, tmp_path):
     assert got["wire_kbps"] > got["payload_kbps"]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("loss,plc,fpp,seed", [(0.1, "repeat", 2, 1), (0.2, "pad", 1, 2)])
 def test_udp_lossy_relay_keeps_up_and_adds_up(codec, wave, tmp_path, loss, plc, fpp, seed):
     """Small packets (1-2 positions) for many datagrams: ~100 in 2 s of speech."""
@@ -561,6 +562,7 @@ def _start_recv(args: list) -> tuple[threading.Thread, dict]:
     raise AssertionError("link recv did not start")
 
 
+@pytest.mark.heavy
 def test_cli_send_recv_with_key(clip, wave, tmp_path, capsys):
     key = tmp_path / "link.key"
     key.write_text("c2VjcmV0LWtleS1mb3ItdGhlLWxpbmstdGVzdAo=\n")
@@ -581,6 +583,7 @@ def test_cli_send_recv_with_key(clip, wave, tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.heavy
 def test_cli_recv_refuses_another_model(clip, tmp_path, capsys):
     out, port = tmp_path / "never.wav", _free_port()
     thread, result = _start_recv(["--port", port, "--bind", "127.0.0.1", "--file", out, "--timeout", 0.5,
@@ -606,3 +609,21 @@ def test_cli_errors(capsys):
         rc = cli.main(argv)
         err = capsys.readouterr().err
         assert rc == 2 and frag in err, (argv, err)
+
+
+def test_cli_device_audio_without_portaudio_is_one_line_error(monkeypatch, capsys):
+    """``--input`` / ``--output`` go through the live device layer (live.streams): no PortAudio is
+    one error line and exit status 1 at either end, as for ``live``."""
+    from semanticodec_rt.live import devices
+
+    def missing():
+        raise devices.AudioUnavailable("PortAudio library not found (install the system package libportaudio2)")
+
+    monkeypatch.setattr(devices, "sounddevice", missing)
+    model = ["--model", "preset:rt-tiny-r100", "--random-weights-ok", "-q"]
+    for argv in (["link", "send", "--to", f"127.0.0.1:{_free_port()}", "--input", "0", *model],
+                 ["link", "recv", "--port", 0, "--bind", "127.0.0.1", "--output", "0", *model]):
+        rc = cli.main(argv)
+        err = capsys.readouterr().err
+        lines = [l for l in err.splitlines() if l.startswith("semanticodec-rt: error:")]
+        assert rc == 1 and len(lines) == 1 and "libportaudio2" in lines[0] and "Traceback" not in err, (argv, err)

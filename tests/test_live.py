@@ -1,11 +1,13 @@
-"""Live audio: the SPSC ring, the engine without devices, and real callback streams on JACK.
+"""Live audio: the SPSC ring, the engine and the link's one-way streams without devices, and real
+callback streams on JACK.
 
 Device tests run on a private JACK server with the dummy driver (no sound card): a JACK client
 harness plays a known signal into the app's input port and records its output port, so the
 latency is measured in server frames, outside the app, and compared with what the app reports.
-They skip (with the reason) when jackd, PortAudio or JACK-Client is missing.  The machine may be
-loaded: apart from what the issue asks (constant passthrough delay, reported == measured, no
-growth in queue sizes) nothing is timed; xrun/underrun counts are printed, not asserted.
+They skip (with the reason) when jackd, PortAudio or JACK-Client is missing, and fail instead in
+CI.  The machine may be loaded: apart from what the issue asks (constant passthrough delay,
+reported == measured, no growth in queue sizes) nothing is timed; xrun/underrun counts are
+printed, not asserted, and the passthrough delay may move only where such a glitch was counted.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import unavailable
 
 from semanticodec_rt import cli
+from semanticodec_rt.codec import SemantiCodec
 from semanticodec_rt.config import rt_config
 from semanticodec_rt.live import CodecProcessor, LiveEngine, Passthrough, SPSCRing, next_pow2
+from semanticodec_rt.live.streams import CaptureRing, PlaybackRing
 from semanticodec_rt.live.timeline import DeviceClock, IndexMap
-from semanticodec_rt.codec import SemantiCodec
 
 pytestmark = pytest.mark.live
 
@@ -170,6 +174,44 @@ def drive(engine, signal: np.ndarray, extra_s: float = 1.0) -> np.ndarray:
     return rec
 
 
+def check_glitched_playback(rec: np.ndarray, sig: np.ndarray, s: dict) -> None:
+    """A passthrough's recording ``rec`` of the noise ``sig`` after counted glitches (stats ``s``).
+
+    Without glitches the tests ask for every sample at one constant delay.  After one, the share of
+    samples at the first delay bounds nothing: a re-buffer may restart a block later, and then every
+    later sample misses.  So each sample is followed instead (a noise value that occurs once in
+    ``sig`` names its position, hence its delay), and the run must show:
+
+    * nothing but signal samples and silence is played;
+    * the delay changes at most once per counted event: underrun, overrun, skipped or dropped unit,
+      and twice per xrun (a JACK server xrun happens outside our engine and may shift both the app's
+      stream and the harness's recording);
+    * the signal samples never heard are at most what the counters say was thrown away (start trims,
+      overruns, skipped and dropped units), plus two periods per xrun and one block of margin.
+    """
+    out, inp, w = s["output"], s["input"], s["worker"]
+    xruns = inp["xruns"] + out["xruns"]
+    events = out["underruns"] + inp["overruns"] + w["skipped_units"] + w["dropped_units"] + 2 * xruns
+    values, first, counts = np.unique(sig, return_index=True, return_counts=True)
+    played = np.flatnonzero(rec)
+    k = np.searchsorted(values, rec[played]).clip(max=len(values) - 1)
+    foreign = np.count_nonzero(values[k] != rec[played])
+    assert foreign == 0, f"{foreign} played samples are not samples of the signal"
+    named = counts[k] == 1
+    delays = played[named] - first[k[named]]
+    changes = int(np.count_nonzero(np.diff(delays)))
+    assert changes <= events, (changes, events, out, inp, w)
+    heard = np.zeros(len(sig), bool)
+    heard[first[k[named]]] = True
+    audible = np.zeros(len(sig), bool)  # once-occurring values early enough to reach the recording
+    audible[first[counts == 1]] = True
+    audible[max(0, len(rec) - int(delays.max())) :] = False
+    missing = int(np.count_nonzero(audible & ~heard))
+    thrown = (out["start_trim_samples"] + inp["overrun_samples"]
+              + (w["skipped_units"] + w["dropped_units"]) * s["unit"] + 2 * xruns * s["block"])
+    assert missing <= thrown + s["block"], (missing, thrown, out, inp, w)
+
+
 class _Harness:
     """The fields of a JACK harness that :func:`latency_checks` reads, for the simulated device."""
 
@@ -177,6 +219,7 @@ class _Harness:
         self.signal, self.recording = signal, recording
 
 
+@pytest.mark.heavy
 def test_engine_passthrough_constant_delay():
     from semanticodec_rt.live.jack_harness import lag_of
 
@@ -189,14 +232,18 @@ def test_engine_passthrough_constant_delay():
     s = engine.stats()
     print("engine passthrough:", s["latency_ms"], s["output"])
     lag = lag_of(rec, sig, max_lag=SR // 2)
-    # identical samples at one constant delay (a late worker may shift it: then most still match)
-    same = np.mean(rec[lag : lag + len(sig) - SR] == sig[: len(sig) - SR])
-    assert same > (0.999 if s["output"]["underruns"] == 0 else 0.5)
+    # identical samples at one constant delay; a late worker (a loaded machine) may shift it, but
+    # only at the glitches the engine counts
+    if s["output"]["underruns"] == 0:
+        assert np.mean(rec[lag : lag + len(sig) - SR] == sig[: len(sig) - SR]) > 0.999
+    else:
+        check_glitched_playback(rec, sig, s)
     assert abs(s["latency_ms"]["measured"]["min"] - lag * 1000 / SR) < 1.0 or s["output"]["underruns"]
     assert s["input"]["overruns"] == 0
     assert s["worker"]["rtf"] is not None
 
 
+@pytest.mark.heavy
 def test_engine_codec_bounded_and_latency_matches(tiny_codec):
     from semanticodec_rt.live.jack_harness import latency_checks
 
@@ -218,7 +265,7 @@ def test_engine_codec_bounded_and_latency_matches(tiny_codec):
     for pos, measured, reported in rows:
         assert abs(measured - reported) <= 1000 * BLOCK / SR, (pos, measured, reported)
     # the algorithmic latency (355 ms) is a floor of the measured one
-    assert min(m for _, m, _ in rows) >= tiny_codec.cfg.algorithmic_latency_ms
+    assert min(m for _, m, _ in rows) >= tiny_codec.windowing.algorithmic_latency_ms
 
 
 class _SlowProcessor(Passthrough):
@@ -235,6 +282,7 @@ class _SlowProcessor(Passthrough):
         return pcm
 
 
+@pytest.mark.heavy
 def test_engine_falls_behind_gracefully():
     """A worker at twice real time: skips whole units, queues stay bounded, underruns are counted."""
     engine = LiveEngine(_SlowProcessor(2.0), sample_rate=SR, block=BLOCK, jitter_ms=40).start()
@@ -284,6 +332,117 @@ def test_output_burst_drops_whole_units():
     assert engine.dropped_units == 3 and engine.out_ring.fill == engine.max_fill
 
 
+# -- one-way streams of the voice link (live.streams), without devices ---------------------------------
+def test_capture_ring_cuts_device_blocks_into_consumer_blocks_in_order():
+    """Device blocks of 320 -> consumer blocks of 800 (not a multiple): contiguous, in order, each
+    stamped with the callback time of the device block that brought its last sample."""
+    cap = CaptureRing(800, SR, max_blocks=8)
+    ramp = np.arange(20 * BLOCK, dtype=np.float32)
+    for k in range(20):
+        cap.on_input(ramp[k * BLOCK : (k + 1) * BLOCK], 100.0 + k)
+    got = []
+    while (item := cap.poll()) is not None:
+        got.append(item)
+    assert len(got) == 8
+    assert np.array_equal(np.concatenate([pcm for pcm, _ in got]), ramp)
+    assert [t for _, t in got] == [100.0 + (800 * (j + 1) - 1) // BLOCK for j in range(8)]
+    assert cap.overruns == 0 and cap.callbacks == 20 and cap.samples.available() == 0
+
+
+def test_capture_ring_overrun_drops_whole_device_blocks():
+    """A consumer that fell behind: the callback drops whole device blocks and counts them."""
+    cap = CaptureRing(2 * BLOCK, SR, max_blocks=2)  # 1280 -> 2048 samples: 6 device blocks fit
+    for k in range(10):
+        cap.on_input(np.full(BLOCK, k, np.float32), float(k))
+    assert (cap.overruns, cap.overrun_samples) == (4, 4 * BLOCK) and cap.samples.fill == 6 * BLOCK
+    got = [cap.poll() for _ in range(3)]
+    assert np.array_equal(np.concatenate([pcm for pcm, _ in got]), np.repeat(np.arange(6), BLOCK))
+    for k in (10, 11):  # room again: the stream goes on after a gap of whole blocks, none torn
+        cap.on_input(np.full(BLOCK, k, np.float32), float(k))
+    pcm, t = cap.poll()
+    assert np.array_equal(pcm, np.repeat([10, 11], BLOCK)) and t == 11.0 and cap.overruns == 4
+
+
+def test_capture_read_waits_for_the_callback_thread():
+    """Only the consumer waits (it sleeps); every sample of a callback thread arrives in order."""
+    cap = CaptureRing(2560, SR, max_blocks=4)
+    data = np.arange(40 * BLOCK, dtype=np.float32)
+
+    def produce():
+        for k in range(40):
+            cap.on_input(data[k * BLOCK : (k + 1) * BLOCK], time.monotonic())
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    got = [cap.read() for _ in range(len(data) // 2560)]
+    thread.join()
+    assert np.array_equal(np.concatenate([pcm for pcm, _ in got]), data)
+    times = [t for _, t in got]
+    assert times == sorted(times) and cap.overruns == 0
+
+
+def test_playback_ring_counts_overflows_and_underruns():
+    pb = PlaybackRing(SR, capacity_s=0.1)  # 1600 -> 2048 samples
+    out = np.full(BLOCK, 7.0, np.float32)
+    pb.on_output(out, 0.0)
+    assert not out.any() and pb.underruns == 0  # silence before the first audio is not an underrun
+    pb.write(np.arange(3000, dtype=np.float32))  # the producer never waits: what does not fit is dropped
+    assert (pb.n_samples, pb.overflows) == (3000, 3000 - 2048)
+    played = []
+    for _ in range(7):  # 2048 samples = 6.4 blocks
+        pb.on_output(out, 0.0)
+        played.append(out.copy())
+    played = np.concatenate(played)
+    assert np.array_equal(played[:2048], np.arange(2048)) and not played[2048:].any()
+    assert (pb.underruns, pb.underrun_samples, pb.played) == (1, 7 * BLOCK - 2048, 2048)
+
+
+@pytest.mark.parametrize("side", ["capture", "playback", "engine"])
+def test_callbacks_do_not_allocate(side):
+    """The rule of live/engine.py for every callback of the one device layer: run each one many
+    times (through full and empty rings) under tracemalloc.  A copy of one 4 KiB block would show
+    in the peak, a queue that keeps blocks in what stays allocated."""
+    import tracemalloc
+
+    block = np.ones(1024, np.float32)
+    if side == "capture":
+        cap = CaptureRing(2048, SR, max_blocks=4)  # 8 blocks fit, then overruns
+
+        def callback(k):
+            cap.on_input(block, float(k))
+    elif side == "playback":
+        pb = PlaybackRing(SR, capacity_s=1.0)
+        pb.write(np.ones(100 * len(block), np.float32))  # played out, then underruns
+
+        def callback(k):
+            pb.on_output(block, float(k))
+    else:
+        engine = LiveEngine(Passthrough(BLOCK), sample_rate=SR, block=len(block), jitter_ms=20)
+        engine.out_ring.write(np.ones(engine.buffer + 50 * len(block), np.float32))
+        out = np.zeros_like(block)
+
+        def callback(k):
+            engine.on_input(block, float(k))
+            engine.on_output(out, float(k))
+    callback(0)  # first call: lazily created attributes, caches
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for k in range(1, 301):
+            callback(k)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < block.nbytes // 2, (side, peak - base)
+    assert current - base < 1024, (side, current - base)
+    if side == "capture":
+        assert cap.overruns > 0
+    elif side == "playback":
+        assert pb.underruns > 0
+
+
 # -- command line without devices ----------------------------------------------------------------------
 def test_package_and_help_do_not_need_portaudio():
     code = ("import sys; import semanticodec_rt.live, semanticodec_rt.live.engine; "
@@ -314,16 +473,20 @@ def jack_server():
     from semanticodec_rt.live import devices
     from semanticodec_rt.live.jack_server import JackServer, JackUnavailable
 
+    # each reason names what to install; a skip, or a failure in CI / under SCRT_REQUIRE_TOOLS=1
     try:
         sd = devices.sounddevice()
     except devices.AudioUnavailable as e:  # OSError (no libportaudio2) included
-        pytest.skip(f"no PortAudio: {e}")
-    pytest.importorskip("jack", reason="JACK-Client not installed (pip install JACK-Client)")
+        unavailable(f"no PortAudio: {e}")
+    try:
+        import jack  # noqa: F401
+    except ImportError:
+        unavailable("JACK-Client not installed (pip install JACK-Client)")
     server = JackServer(rate=SR, period=BLOCK)
     try:
         server.start()  # sets JACK_DEFAULT_SERVER, JACK_NO_START_SERVER, JACK_NO_AUDIO_RESERVATION
-    except JackUnavailable as e:
-        pytest.skip(str(e))
+    except JackUnavailable as e:  # "jackd not installed (apt-get install jackd2)", or did not start
+        unavailable(str(e))
     devices.rescan()  # PortAudio lists JACK's "system" device only if the server ran at init
     try:
         yield server
@@ -359,11 +522,13 @@ def test_jack_passthrough_delay_is_constant_and_reported(jack_server):
     assert 0 < lag < SR // 2
     st = result.stats
     # An xrun is the JACK server missing a cycle on a loaded machine: it drops or repeats a period
-    # outside our engine, so like our own under/overruns it excuses a partial match (each is counted).
+    # outside our engine; like our own under/overruns it may move the delay, and only there.
     glitches = (st["output"]["underruns"] + st["input"]["overruns"]
                 + st["input"]["xruns"] + st["output"]["xruns"])
-    same = np.mean(rec[lag:] == sig[: len(sig) - lag])
-    assert same == 1.0 or (glitches and same > 0.5), (same, glitches)
+    if glitches:
+        check_glitched_playback(rec, sig, st)
+    else:
+        assert np.array_equal(rec[lag:], sig[: len(sig) - lag])
     rows = latency_checks(engine, harness, every_s=1.0, start_s=0.5)
     assert rows
     for pos, measured, reported in rows:
@@ -441,3 +606,56 @@ def test_cli_ctrl_c_stops_cleanly(jack_server, tmp_path):
     assert "stopped by Ctrl-C" in out and "latency" in out
     s = json.loads(stats.read_text())
     assert s["interrupted"] is True and s["latency_ms"]["measured"]["n"] > 0
+
+
+def test_jack_link_capture_and_playback_through_rings(jack_server):
+    """The voice link's device path (live.streams) on real callback streams: the harness plays
+    noise into ``capture_blocks`` (one 160 ms unit per block, as ``link send --input``), an
+    ordinary thread writes every block to a ``PlaybackSink`` (as ``link recv --output``), and the
+    harness records it.  Every stretch of the signal comes back bit-exact and in order, except
+    where a counted glitch (overrun, underrun, xrun) explains its absence."""
+    from types import SimpleNamespace
+
+    from semanticodec_rt.live.jack_harness import LoopbackHarness, locate
+    from semanticodec_rt.live.streams import PlaybackSink, capture_blocks
+
+    unit, stretch = 2560, 1024
+    stats = SimpleNamespace(input_overflows=0)
+    with LoopbackHarness(_noise(4.0, seed=7)) as harness:
+        sink = PlaybackSink("system", SR, block=BLOCK)
+        try:
+            blocks = capture_blocks("system", unit, SR, stats)
+            first, t_first = next(blocks)  # the capture stream runs now: wire both ports to the harness
+            harness.wire()
+            # 100 ms queued ahead: the consumer thread's scheduling jitter is not an underrun
+            sink.write(np.zeros(SR // 10, np.float32))
+            sink.write(first)
+            times = [t_first]
+            t_end = None
+            for pcm, captured_at in blocks:
+                sink.write(pcm)
+                times.append(captured_at)
+                if t_end is None and harness.done.is_set():
+                    t_end = time.monotonic() + 0.5  # what is still in the rings reaches the recording
+                if t_end is not None and time.monotonic() > t_end or len(times) > 100:
+                    break
+            # counted now: at the end the sink may run dry before its stream stops, by design
+            glitches = stats.input_overflows + sink.underruns + sink.xruns
+            blocks.close()
+        finally:
+            sink.close()
+    assert harness.done.is_set(), "the harness did not get through its signal"
+    sig, rec = harness.signal, harness.recording
+    starts = range(SR // 2, len(sig) - SR // 2, SR // 4)
+    found = [locate(rec, sig[i : i + stretch]) for i in starts]
+    print(f"link streams: found {sum(f is not None for f in found)}/{len(found)}, glitches {glitches} "
+          f"(capture overflows {stats.input_overflows}; at the end underruns {sink.underruns}, xruns {sink.xruns})")
+    assert sum(f is None for f in found) <= glitches, (found, glitches)
+    at = [f - i for f, i in zip(found, starts) if f is not None]
+    assert at and all(lag > 0 for lag in at)
+    hits = [f for f in found if f is not None]
+    assert hits == sorted(hits)  # in order
+    if not glitches:
+        assert len(set(at)) == 1  # one constant delay
+    assert times == sorted(times) and time.monotonic() - times[-1] < 5.0
+    assert sink.overflows == 0 and sink.n_samples == SR // 10 + unit * len(times)

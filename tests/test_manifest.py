@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import OFFICIAL_MANIFEST_DIR, require_golden
+
 from semanticodec_rt.config import official_config
 from semanticodec_rt.weights.official import (
     DECODER_IGNORED_PREFIXES, ENCODER_IGNORED_PREFIXES, decoder_spec, encoder_spec,

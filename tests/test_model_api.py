@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import golden_config
-from semanticodec_rt.windowing import official_lengths as lengths
+
 from semanticodec_rt.audio.files import AudioInputError
 from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.windowing import official_lengths as lengths
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,7 @@ def test_encode_rejects_non_audio(codec, tmp_path):
         codec.encode(_tone(0.5), 16000, mono="left")
 
 
+@pytest.mark.heavy
 def test_decode_length_determinism_and_seed(codec):
     tokens = codec.encode(_tone(1.0), 16000)  # 57 tokens at rate 100 (the reference rule)
     assert tokens.shape[1] == 57
@@ -86,6 +87,7 @@ def test_decode_length_determinism_and_seed(codec):
     assert torch.isfinite(w1).all()
 
 
+@pytest.mark.heavy
 def test_decode_long_input_uses_several_windows(codec):
     rng = np.random.default_rng(0)
     n = 1100  # > 2 windows of 512 tokens at stride 480
@@ -124,3 +126,32 @@ def test_decode_bad_settings(codec):
         codec.decode(tok, steps=1, eta=-1.0)
     with pytest.raises(ValueError, match="windows_per_batch"):
         codec.decode(tok, steps=1, windows_per_batch=0)
+
+
+def test_rt_decode_honours_windows_per_batch():
+    """An rt preset batches the windows the caller asks for (1 used to become 8 silently); the
+    default is the windowing's (8 units); the audio is the same up to float reassociation."""
+    from semanticodec_rt.config import rt_config
+
+    rt = SemantiCodec.random(rt_config("rt-tiny", 100), seed=2)
+    tu, units = rt.cfg.tokens_per_unit, 3
+    tok = torch.randint(0, 256, (1, units * tu, 2))
+    batches: list[int] = []
+    hook = rt.decoder.unet.register_forward_hook(lambda m, i, o: batches.append(i[0].shape[0]))
+    try:
+        one = rt.decode(tok, steps=1, windows_per_batch=1)
+        assert batches == [2] * units  # guidance as a batch of 2, one window per call
+        batches.clear()
+        default = rt.decode(tok, steps=1)
+        assert batches == [2 * units] and rt.windowing.default_windows_per_batch == 8
+    finally:
+        hook.remove()
+    assert (one - default).abs().max() < 1e-5
+
+
+def test_noise_injection_is_refused_by_the_rt_windowing():
+    from semanticodec_rt.config import rt_config
+
+    rt = SemantiCodec.random(rt_config("rt-tiny", 100), seed=2)
+    with pytest.raises(ValueError, match="official"):
+        rt.decode(torch.zeros(1, rt.cfg.tokens_per_unit, 2, dtype=torch.long), steps=1, noise=lambda w: None)

@@ -5,12 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from conftest import golden_config
 from golden_checkpoints import decoder_state_dict, encoder_state_dict, write_official_folder
-from semanticodec_rt.codec import SemantiCodec
+
 from semanticodec_rt.weights.official import (
-    CheckpointMismatchError, checkpoint_subdir, codebook_relpath, official_paths, read_state_dict,
+    CheckpointMismatchError, checkpoint_subdir, codebook_relpath, load_official, official_paths,
+    read_state_dict,
 )
 
 pytestmark = pytest.mark.golden
@@ -28,7 +28,7 @@ def _ckpt(folder, name):
 
 
 def test_loads_and_ignores_unused_groups(folder):
-    codec = SemantiCodec.from_official(folder, RATE, config=golden_config(RATE))
+    codec = load_official(folder, RATE, config=golden_config(RATE))
     enc_keys = set(codec.encoder.state_dict())
     dec_keys = set(codec.decoder.state_dict())
     assert not any(k.startswith("audiomae.model.decoder_") or k == "audiomae.model.mask_token" for k in enc_keys)
@@ -63,7 +63,7 @@ def test_mismatch_names_the_key(folder, edit, which):
         sd[key] = torch.zeros(2, 2)
     torch.save(sd, path)
     with pytest.raises(CheckpointMismatchError, match=key.replace(".", r"\.")):
-        SemantiCodec.from_official(folder, RATE, config=golden_config(RATE))
+        load_official(folder, RATE, config=golden_config(RATE))
 
 
 def test_ignored_groups_are_still_checked(folder):
@@ -74,15 +74,15 @@ def test_ignored_groups_are_still_checked(folder):
     sd[key] = torch.zeros(1)
     torch.save(sd, path)
     with pytest.raises(CheckpointMismatchError, match=key):
-        SemantiCodec.from_official(folder, RATE, config=golden_config(RATE))
+        load_official(folder, RATE, config=golden_config(RATE))
 
 
 def test_missing_files(tmp_path, folder):
     with pytest.raises(FileNotFoundError, match="checkpoint folder"):
-        SemantiCodec.from_official(tmp_path / "nope", RATE, config=golden_config(RATE))
+        load_official(tmp_path / "nope", RATE, config=golden_config(RATE))
     (folder / codebook_relpath(golden_config(RATE))).unlink()
     with pytest.raises(FileNotFoundError, match="codebook"):
-        SemantiCodec.from_official(folder, RATE, config=golden_config(RATE))
+        load_official(folder, RATE, config=golden_config(RATE))
 
 
 def test_codebook_size_read_from_file(folder):
@@ -93,7 +93,7 @@ def test_codebook_size_read_from_file(folder):
     cb.parent.mkdir(parents=True, exist_ok=True)
     np.save(cb, centroids)  # 512 rows under the name of a 1024 vocab
     with pytest.warns(UserWarning, match="512 centroids"):
-        codec = SemantiCodec.from_official(folder, RATE, config=cfg)
+        codec = load_official(folder, RATE, config=cfg)
     assert codec.cfg.semantic_vocab_size == 512
 
 
@@ -101,7 +101,7 @@ def test_wrong_codebook_width(folder):
     cfg = golden_config(RATE)
     np.save(folder / codebook_relpath(cfg), np.zeros((16, 7), np.float32))
     with pytest.raises(ValueError, match="F=7"):
-        SemantiCodec.from_official(folder, RATE, config=cfg)
+        load_official(folder, RATE, config=cfg)
 
 
 def test_never_unpickles_code(tmp_path):

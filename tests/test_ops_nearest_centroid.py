@@ -15,8 +15,8 @@ import functools
 import numpy as np
 import pytest
 import torch
-
 from kernel_backends import REQUIRE_EXT, U32, case, runnable  # noqa: F401 (case: fixture)
+
 from semanticodec_rt import ops
 from semanticodec_rt.ops import _backend
 from semanticodec_rt.ops.ref import pairwise_sqdist_f64
@@ -414,3 +414,19 @@ def test_cuda_module_imports_without_gpu():
     if code != 0:  # e.g. 35, cudaErrorInsufficientDriver, on a machine without a GPU driver
         assert count == 0 and message
     assert mod.runtime_version() > 0
+
+
+def test_build_info_reports_what_each_built_backend_says():
+    """ops.build_info() carries the compiled modules' own reports (OpenMP threads, CUDA versions)."""
+    from semanticodec_rt import ops
+
+    info = ops.build_info()
+    cpp, cuda = _backend.module("cpp"), _backend.module("cuda")
+    assert ("cpp" in info) == (cpp is not None) and ("cuda" in info) == (cuda is not None)
+    if cpp is not None:
+        assert info["cpp"]["openmp_max_threads"] == cpp.openmp_max_threads() >= 1
+    if cuda is not None:
+        c = info["cuda"]
+        assert c["runtime_version"] == cuda.runtime_version() > 0
+        assert c["device_count"] == cuda.device_count() >= 0
+        assert (c["device_error"] == 0) or (c["device_count"] == 0 and c["device_message"])

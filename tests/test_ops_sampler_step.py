@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from kernel_backends import U32, case, runnable  # noqa: F401 (case: fixture)
+
 from semanticodec_rt import ops
 from semanticodec_rt.config import DiffusionConfig
 from semanticodec_rt.decoder.diffusion.ddim import cfg_combine, ddim_schedule, ddim_step_v, sample

@@ -20,10 +20,10 @@ import math
 
 import pytest
 import torch
-
 from conftest import golden_config
-from semanticodec_rt.windowing import official_lengths as lengths
+
 from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.windowing import official_lengths as lengths
 from semanticodec_rt.windowing.official_stream import (
     OfficialStreamingDecoder, OfficialStreamingEncoder, StreamFinishedError,
 )
@@ -116,7 +116,7 @@ def codec25():
 
 def _encode_stream(enc: OfficialStreamingEncoder, x: torch.Tensor, blocks) -> torch.Tensor:
     """Push ``x [B, n]`` in the given block sizes (cycled), then flush."""
-    rate = enc.codec.cfg.token_rate
+    rate = enc.cfg.token_rate
     out, i = [], 0
     for k in itertools.cycle(blocks):
         if i >= x.shape[-1]:
@@ -157,7 +157,7 @@ def _block_sizes(kind, n: int, seed: int = 0):
 
 def _decode_stream(dec: OfficialStreamingDecoder, tokens: torch.Tensor, chunks) -> torch.Tensor:
     """Push ``tokens [B, L, 2]`` in the given chunk sizes (cycled), then flush."""
-    rate = dec.codec.cfg.token_rate
+    rate = dec.cfg.token_rate
     L = tokens.shape[1]
     out, i = [], 0
     for k in itertools.cycle(chunks):
@@ -209,14 +209,14 @@ def tokens14(codec100, signal14):
 def test_encoder_blocks_equal_offline(codec100, signal14, tokens14, blocks):
     n = signal14.shape[-1]
     assert tokens14.shape == (1, lengths.tokens_after_encode(n, 100), 2)
-    enc = OfficialStreamingEncoder(codec100)
+    enc = codec100.stream_encoder()
     got = _encode_stream(enc, signal14, _block_sizes(blocks, n))
     assert torch.equal(got, tokens14)
 
 
 def test_encoder_emits_window_exactly_when_complete(codec100, signal14, tokens14):
     """Window 0 leaves when sample 163840 + 240 arrives, not one sample earlier."""
-    enc = OfficialStreamingEncoder(codec100)
+    enc = codec100.stream_encoder()
     assert enc.push(signal14[:, : NEED - 1]).shape == (1, 0, 2)
     first = enc.push(signal14[:, NEED - 1 : NEED])
     assert torch.equal(first, tokens14[:, :512])
@@ -242,21 +242,21 @@ def test_encoder_edge_lengths(codec100, n):
     ref = codec100.encode(x)
     assert ref.shape[1] == lengths.tokens_after_encode(n, 100)
     for blocks in (_block_sizes("random", n, seed=n), [n]):
-        assert torch.equal(_encode_stream(OfficialStreamingEncoder(codec100), x, blocks), ref)
+        assert torch.equal(_encode_stream(codec100.stream_encoder(), x, blocks), ref)
 
 
 def test_encoder_batch_lockstep(codec100):
     n = 12 * SR + 77
     x = torch.stack([_signal(n, seed=5), _signal(n, seed=6, dc=0.05) * 0.5])
     ref = codec100.encode(x)
-    enc = OfficialStreamingEncoder(codec100, batch_size=2)
+    enc = codec100.stream_encoder(batch_size=2)
     got = _encode_stream(enc, x, _block_sizes("random", n, seed=2))
     assert got.shape == ref.shape == (2, lengths.tokens_after_encode(n, 100), 2)
     assert torch.equal(got, ref)
 
 
 def test_encoder_reset_and_empty(codec100, signal14, tokens14):
-    enc = OfficialStreamingEncoder(codec100)
+    enc = codec100.stream_encoder()
     first = _encode_stream(enc, signal14, [40000])
     with pytest.raises(ValueError, match="flushed"):
         enc.push(signal14[:, :10])
@@ -272,7 +272,7 @@ def test_encoder_reset_and_empty(codec100, signal14, tokens14):
 
 
 def test_encoder_errors(codec100):
-    enc = OfficialStreamingEncoder(codec100, batch_size=2)
+    enc = codec100.stream_encoder(batch_size=2)
     bad = [
         (torch.zeros(100), r"\[2, n\]"),  # [n] only when B = 1
         (torch.zeros(3, 100), r"\[2, n\]"),
@@ -288,12 +288,12 @@ def test_encoder_errors(codec100):
             enc.push(pcm)
     assert enc.n_samples == 10  # rejected blocks change nothing
     with pytest.raises(ValueError, match="batch_size"):
-        OfficialStreamingEncoder(codec100, batch_size=0)
+        codec100.stream_encoder(batch_size=0)
 
 
 def test_encoder_caller_buffer_reuse(codec100, signal14, tokens14):
     """The stream copies each block: a caller reusing one block buffer cannot corrupt it."""
-    enc = OfficialStreamingEncoder(codec100)
+    enc = codec100.stream_encoder()
     block = torch.empty(1, 1000)
     out = []
     for i in range(0, signal14.shape[-1], 1000):
@@ -306,8 +306,8 @@ def test_encoder_caller_buffer_reuse(codec100, signal14, tokens14):
 
 
 def test_latency_is_stated(codec100):
-    for obj in (OfficialStreamingEncoder(codec100), OfficialStreamingDecoder(codec100, steps=STEPS)):
-        assert obj.algorithmic_latency_ms == codec100.cfg.algorithmic_latency_ms
+    for obj in (codec100.stream_encoder(), codec100.stream_decoder(steps=STEPS)):
+        assert obj.algorithmic_latency_ms == codec100.windowing.algorithmic_latency_ms
         assert 10_000 < obj.algorithmic_latency_ms < 11_000
         assert "cannot give less than ~10 s" in type(obj).__doc__
 
@@ -338,7 +338,7 @@ def dec_refs(codec100, dec_tokens):
 def test_decoder_chunks_equal_offline(codec100, dec_tokens, dec_refs, L, chunks):
     memo = codec100.memo
     misses = memo.misses
-    dec = OfficialStreamingDecoder(codec100, steps=STEPS, seed=SEED)
+    dec = codec100.stream_decoder(steps=STEPS, seed=SEED)
     got = _decode_stream(dec, dec_tokens[:, :L], _chunk_sizes(chunks, L, seed=L))
     assert memo.misses == misses, "a streamed window had inputs no offline window had"
     assert got.shape == dec_refs[L].shape
@@ -348,9 +348,10 @@ def test_decoder_chunks_equal_offline(codec100, dec_tokens, dec_refs, L, chunks)
     assert torch.equal(got, dec_refs[L])
 
 
+@pytest.mark.heavy
 def test_decoder_uncached_then_reset(codec100, dec_tokens, dec_refs):
     """Real sampling inside the stream (no memo); reset() then repeats the stream exactly."""
-    dec = OfficialStreamingDecoder(codec100, steps=STEPS, seed=SEED)
+    dec = codec100.stream_decoder(steps=STEPS, seed=SEED)
     codec100.memo.enabled = False
     try:
         first = _decode_stream(dec, dec_tokens[:, :704], [100])
@@ -371,7 +372,7 @@ def test_decoder_uncached_then_reset(codec100, dec_tokens, dec_refs):
 
 def test_decoder_emission_schedule(codec100, dec_tokens, dec_refs):
     """Audio leaves when a window's W tokens are in; the last 10240 samples are held back."""
-    dec = OfficialStreamingDecoder(codec100, steps=STEPS, seed=SEED)
+    dec = codec100.stream_decoder(steps=STEPS, seed=SEED)
     assert dec.push(dec_tokens[:, :511]).shape == (1, 1, 0)
     first = dec.push(dec_tokens[:, 511:512])
     assert first.shape == (1, 1, 163872 - 10240)
@@ -387,10 +388,11 @@ def test_decoder_emission_schedule(codec100, dec_tokens, dec_refs):
         dec.push(dec_tokens[:, :1])
 
 
+@pytest.mark.heavy
 def test_decoder_batch_lockstep(codec100):
     tokens = _random_tokens(codec100, 300, batch=2, seed=4)  # one (remainder) window
     ref = codec100.decode(tokens, steps=STEPS, seed=SEED)
-    dec = OfficialStreamingDecoder(codec100, batch_size=2, steps=STEPS, seed=SEED)
+    dec = codec100.stream_decoder(batch_size=2, steps=STEPS, seed=SEED)
     misses = codec100.memo.misses
     got = _decode_stream(dec, tokens, _chunk_sizes("random", 300, seed=9))
     assert codec100.memo.misses == misses
@@ -399,7 +401,7 @@ def test_decoder_batch_lockstep(codec100):
 
 
 def test_decoder_errors(codec100):
-    dec = OfficialStreamingDecoder(codec100, batch_size=2, steps=STEPS)
+    dec = codec100.stream_decoder(batch_size=2, steps=STEPS)
     vocab, acb = codec100.cfg.semantic_vocab_size, codec100.cfg.acoustic.codebook_size
     ok = torch.zeros(2, 3, 2, dtype=torch.int64)
     bad = [
@@ -425,26 +427,28 @@ def test_decoder_errors(codec100):
     with pytest.raises(ValueError, match="flushed"):
         dec.flush()
     with pytest.raises(ValueError, match="batch_size"):
-        OfficialStreamingDecoder(codec100, batch_size=-1)
+        codec100.stream_decoder(batch_size=-1)
 
 
-def test_rt_config_rejected(codec100):
+def test_the_seam_picks_the_published_windowing_only_for_the_published_grid(codec100):
+    # The streaming classes are reached through the codec's windowing: a config with a ``stream``
+    # section gets the rt unit grid, never these classes.
     import dataclasses
 
     from semanticodec_rt.config import StreamConfig
+    from semanticodec_rt.windowing import OfficialWindowing, UnitWindowing, windowing_for
 
-    class Fake:
-        cfg = dataclasses.replace(codec100.cfg, stream=StreamConfig())
-
-    with pytest.raises(ValueError, match="rt"):
-        OfficialStreamingEncoder(Fake())
-    with pytest.raises(ValueError, match="rt"):
-        OfficialStreamingDecoder(Fake())
+    assert isinstance(codec100.windowing, OfficialWindowing)
+    assert isinstance(codec100.stream_encoder(), OfficialStreamingEncoder)
+    assert isinstance(codec100.stream_decoder(steps=STEPS), OfficialStreamingDecoder)
+    rt = dataclasses.replace(codec100.cfg, stream=StreamConfig())
+    assert isinstance(windowing_for(rt), UnitWindowing)
 
 
 # -- rate 25 ------------------------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_rate25_encode_decode_stream(codec25):
     """Rate 25 (K = 4, W = 128 tokens, stride 120): encoder and decoder streams == offline."""
     n = 13 * SR + 321
@@ -452,13 +456,13 @@ def test_rate25_encode_decode_stream(codec25):
     tokens = codec25.encode(x)
     assert tokens.shape == (1, lengths.tokens_after_encode(n, 25), 2)
     for blocks in ("random", 160, "big"):
-        got = _encode_stream(OfficialStreamingEncoder(codec25), x, _block_sizes(blocks, n, seed=7))
+        got = _encode_stream(codec25.stream_encoder(), x, _block_sizes(blocks, n, seed=7))
         assert torch.equal(got, tokens)
     L = tokens.shape[1]
     assert len(lengths.decoder_windows(L, 25)) == 2
     ref = codec25.decode(tokens, steps=STEPS, seed=SEED)
     misses = codec25.memo.misses
     for chunks in ([1], [9], [L]):
-        got = _decode_stream(OfficialStreamingDecoder(codec25, steps=STEPS, seed=SEED), tokens, chunks)
+        got = _decode_stream(codec25.stream_decoder(steps=STEPS, seed=SEED), tokens, chunks)
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
     assert codec25.memo.misses == misses, "a streamed window had inputs no offline window had"

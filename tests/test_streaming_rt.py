@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from semanticodec_rt.config import rt_config
+from semanticodec_rt import StreamingDecoder, StreamingEncoder
 from semanticodec_rt.codec import SemantiCodec
-from semanticodec_rt.windowing import StreamingDecoder, StreamingEncoder
+from semanticodec_rt.config import rt_config
 
 pytestmark = pytest.mark.streaming
 
@@ -99,10 +99,9 @@ def test_decoder_causality(codec):
 
 def test_measured_latency_matches_algorithmic(codec):
     """Pushing 10 ms blocks, input pushed minus audio out never exceeds the stated latency."""
-    cfg = codec.cfg
     x = _signal(2.0)
     enc, dec = StreamingEncoder(codec), StreamingDecoder(codec, steps=1)
-    lat = round(cfg.algorithmic_latency_ms * 16)
+    lat = round(codec.windowing.algorithmic_latency_ms * 16)
     pushed = out = worst = 0
     for i in range(0, x.shape[1], 160):
         block = x[:, i : i + 160]

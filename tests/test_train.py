@@ -17,63 +17,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import cached_build, tree_hash
 
-from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.cli import main as cli_main
 from semanticodec_rt.lab.train import configs
 from semanticodec_rt.lab.train.data import CropSource, shard
 from semanticodec_rt.lab.train.loop import RunDirError, Trainer, checkpoints
+from semanticodec_rt.weights import checkpoint
 
 pytestmark = pytest.mark.train
 
 SR = 16000
-SPEECH_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
-
-
-def _tone_clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = rng.uniform(110, 440)
-    x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 6))
-    return 0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t))
-
-
-def _burst_clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
-    n = int(seconds * SR)
-    env = np.exp(-np.arange(n) / (SR * rng.uniform(0.05, 0.3)))
-    return 0.3 * rng.standard_normal(n) * env
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """A manifest with train/valid clips of all three classes."""
-    from semanticodec_rt.audio.resample import resample
-
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    speech = sorted(SPEECH_DIR.glob("*.wav"))[:12] if SPEECH_DIR.exists() else []
-    entries = []
-
-    def add(split, cls, name, x):
-        rel = f"{split}/{cls}/pkg-{cls}/{name}.flac"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(root / rel), x.astype(np.float32), SR, subtype="PCM_16")
-        entries.append({"path": rel, "cls": cls, "pkg": f"pkg-{cls}", "licence": "test", "src": name,
-                        "orig_sr": SR, "dur": round(len(x) / SR, 6), "split": split, "group": f"{cls}:{name}"})
-
-    for i in range(6):
-        split = "valid" if i == 5 else "train"
-        if speech:
-            y, sr = sf.read(str(speech[i]), dtype="float32")
-            x = resample(torch.from_numpy(y)[None], sr, SR)[0].numpy()
-        else:
-            x = _tone_clip(rng, 2.0) * _burst_clip(rng, 2.0) * 3
-        add(split, "speech", f"s{i}", x)
-        add(split, "music", f"m{i}", _tone_clip(rng, 3.0))
-        add(split, "sfx", f"x{i}", _burst_clip(rng, 1.5))
-    with open(root / "manifest.jsonl", "w") as f:
-        for e in entries:
-            f.write(json.dumps(e) + "\n")
-    return root
 
 
 def smoke(*overrides: str) -> configs.TrainConfig:
@@ -86,15 +40,19 @@ def _run(stage, tcfg, corpus, run_dir, steps=None, resume=False) -> Trainer:
     return tr
 
 
-@pytest.fixture(scope="module")
-def pipeline(corpus, tmp_path_factory) -> Path:
-    """A run folder with mae, kmeans and vae finished (inputs of kmeans/ldm tests)."""
-    run = tmp_path_factory.mktemp("run")
-    torch.manual_seed(0)
-    for stage in ("mae", "kmeans", "vae"):
-        _run(stage, smoke(), corpus, run)
-        assert (run / stage / "final.safetensors").exists()
-    return run
+@pytest.fixture(scope="session")
+def pipeline(corpus, request) -> Path:
+    """A run folder with mae, kmeans and vae finished (inputs of kmeans/ldm tests); read-only, cached
+    on disk (conftest.cached_build)."""
+    stages = ("mae", "kmeans", "vae")
+
+    def build(run: Path) -> None:
+        torch.manual_seed(0)
+        for stage in stages:
+            _run(stage, smoke(), corpus, run)
+            assert (run / stage / "final.safetensors").exists()
+
+    return cached_build(request, "pipeline", [*stages, "smoke", tree_hash(corpus)], build)
 
 
 def _log(run: Path, stage: str) -> list[dict]:

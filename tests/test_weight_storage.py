@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from semanticodec_rt.weights import checkpoint
-from semanticodec_rt.config import rt_config
 from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.config import rt_config
+from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.weights.storage import SCALE_SUFFIX, dequantize_int8, pack, quantize_int8, unpack
 
 pytestmark = pytest.mark.cli

@@ -7,16 +7,16 @@ filters with unit-area normalisation, then ``ln(max(mel, 1e-5))``.  With that pa
 of ``160 n`` samples gives exactly ``n`` frames and frame i is centred on sample ``160 i + 80``,
 so cutting the audio at a multiple of 160 cuts the mel at the matching frame.
 
-Only training computes it (inference never goes audio -> VAE mel).
+Only training computes it (inference never goes audio -> VAE mel).  The Slaney filters here also
+serve eval's log-mel distance (:mod:`semanticodec_rt.lab.eval.metrics`).
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
-
-from ..lab.eval.metrics import mel_filterbank
 
 N_FFT = 1024
 HOP = 160
@@ -25,6 +25,48 @@ FMAX = 8000.0
 LOG_FLOOR = 1e-5
 
 
+# -- Slaney mel filters (numpy, float64): this target's and eval's log-mel distance ------------------
+def _hz_to_mel(f):
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    logstep = np.log(6.4) / 27.0
+    lin = f / f_sp
+    log = min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep
+    return np.where(f >= min_log_hz, log, lin)
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+_fb_cache: dict[tuple, np.ndarray] = {}
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """``[n_mels, n_fft // 2 + 1]`` triangular filters on the Slaney mel scale, each scaled to
+    unit area in Hz (``2 / (f_right - f_left)``)."""
+    key = (sr, n_fft, n_mels, fmin, fmax)
+    if key not in _fb_cache:
+        fmax = sr / 2 if fmax is None else fmax
+        bins = np.linspace(0, sr / 2, n_fft // 2 + 1)
+        edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+        width = np.diff(edges)
+        ramps = edges[:, None] - bins[None, :]
+        rising = -ramps[:-2] / width[:-1, None]
+        falling = ramps[2:] / width[1:, None]
+        weights = np.maximum(0.0, np.minimum(rising, falling))
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+        _fb_cache[key] = weights
+    return _fb_cache[key]
+
+
+
+# -- the decoder's log-mel (torch) ----------------------------------------------------------------------
 @functools.lru_cache(maxsize=8)
 def _basis(device: str, dtype: torch.dtype) -> torch.Tensor:
     fb = mel_filterbank(16000, N_FFT, N_MELS, 0.0, FMAX)  # [64, 513] float64

@@ -11,6 +11,7 @@ from .container import FORMAT_VERSION, MAGIC, PacketInfo, ScrtReader, ScrtWriter
 from .errors import BitstreamError, ModelMismatchError, check_model
 from .info import StreamInfo, default_frames_per_packet
 from .packet import PACKET_OVERHEAD, Packet, PacketKind, decode_packet, encode_packet, packet_size
+from .packetizer import PackedTokens, TokenPacketizer
 
 __all__ = [
     "BitstreamError",
@@ -37,4 +38,6 @@ __all__ = [
     "write_scrt",
     "read_scrt",
     "default_frames_per_packet",
+    "TokenPacketizer",
+    "PackedTokens",
 ]

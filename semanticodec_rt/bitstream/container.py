@@ -38,7 +38,8 @@ import numpy as np
 
 from .errors import BitstreamError
 from .info import StreamInfo
-from .packet import PACKET_OVERHEAD, Packet, PacketKind, decode_packet, encode_packet
+from .packet import PACKET_OVERHEAD, Packet, PacketKind, decode_packet
+from .packetizer import TokenPacketizer
 
 __all__ = [
     "MAGIC",
@@ -98,10 +99,7 @@ class ScrtWriter:
             raise BitstreamError(f"info must be a StreamInfo, got {type(info).__name__}")
         self.info = info
         self._f, self._owned = _open(file_or_path, "wb")
-        self._pending: list[np.ndarray] = []
-        self._n_pending = 0
-        self._seq = 0
-        self._frames_sent = 0
+        self._packets = TokenPacketizer(info)
         self._closed = False
         self.bytes_written = 0
         self._write(_header_bytes(info))
@@ -109,7 +107,7 @@ class ScrtWriter:
     @property
     def frames_written(self) -> int:
         """Frames accepted so far (sent or buffered)."""
-        return self._frames_sent + self._n_pending
+        return self._packets.frames + self._packets.n_pending
 
     def write_frames(self, ids) -> None:
         """Append token positions.
@@ -136,15 +134,9 @@ class ScrtWriter:
             lo, hi = int(ids[:, j].min()), int(ids[:, j].max())
             if lo < 0 or hi >= vocab:
                 raise BitstreamError(f"{name} id {lo if lo < 0 else hi} is outside vocab {vocab}")
-        self._pending.append(ids.astype(np.int64))
-        self._n_pending += len(ids)
-        fpp = self.info.frames_per_packet
-        if self._n_pending >= fpp:
-            ready = np.concatenate(self._pending)
-            n_full = len(ready) // fpp * fpp
-            self._write(b"".join(self._packet(ready[i : i + fpp]) for i in range(0, n_full, fpp)))
-            self._pending = [ready[n_full:]] if n_full < len(ready) else []
-            self._n_pending = len(ready) - n_full
+        packets = self._packets.push(ids)
+        if packets:
+            self._write(b"".join(_LEN.pack(len(p.data)) + p.data for p in packets))
             self._flush()
 
     def close(self, n_samples: int | None = None) -> None:
@@ -167,14 +159,8 @@ class ScrtWriter:
             raise BitstreamError(
                 f"{self.frames_written} frames written, the header declares {self.info.n_frames}"
             )
-        chunks = []
-        if self._n_pending:
-            chunks.append(self._packet(np.concatenate(self._pending)))
-            self._pending, self._n_pending = [], 0
-        end = Packet.end(self._seq, self._frames_sent, n_samples)
-        end = encode_packet(end, self.info.semantic_bits, self.info.acoustic_bits)
-        chunks.append(_LEN.pack(len(end)) + end)
-        self._write(b"".join(chunks))
+        packets = [p.data for p in self._packets.flush()] + [self._packets.end(n_samples)]
+        self._write(b"".join(_LEN.pack(len(p)) + p for p in packets))
         self._flush()
         self._closed = True
         if self._owned:
@@ -195,19 +181,6 @@ class ScrtWriter:
             self.close()
         else:
             self.abort()
-
-    def _packet(self, ids: np.ndarray) -> bytes:
-        info = self.info
-        pkt = encode_packet(
-            Packet.tokens(self._seq, self._frames_sent, ids),
-            info.semantic_bits,
-            info.acoustic_bits,
-            semantic_vocab=info.semantic_vocab,
-            acoustic_vocab=info.acoustic_vocab,
-        )
-        self._seq = (self._seq + 1) % _U32
-        self._frames_sent += len(ids)
-        return _LEN.pack(len(pkt)) + pkt
 
     def _write(self, data: bytes) -> None:
         self._f.write(data)

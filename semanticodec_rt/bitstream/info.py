@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..version import __version__
 from .bitpack import bits_for_vocab
 from .errors import BitstreamError
 from .packet import MAX_PACKET_BYTES, MAX_PACKET_FRAMES, PACKET_OVERHEAD
@@ -97,7 +98,7 @@ class StreamInfo:
         _expect_int("frames_per_packet", fpp, 1, self.max_frames_per_packet)
         version = self.version
         if version is None:
-            from .. import __version__ as version  # lazy: the package __init__ may import us
+            version = __version__
         _expect_str("version", version)
         # Normalise numpy integers to int so that JSON and equality behave.
         for key in ("token_rate", "semantic_vocab", "acoustic_vocab", "sample_rate",
@@ -120,6 +121,13 @@ class StreamInfo:
             sample_rate=config.sample_rate,
             **kwargs,
         )
+
+    @classmethod
+    def for_codec(cls, codec, **kwargs) -> "StreamInfo":
+        """Metadata of a stream made by ``codec``: named by its model sha (its weights' hash for
+        a checkpoint), not its config sha, so that a decoder with other weights refuses it.
+        The one builder every writer of streams uses (files, live, link, eval)."""
+        return dataclasses.replace(cls.from_config(codec.cfg, **kwargs), model=codec.model_sha)
 
     # -- derived ------------------------------------------------------------------------------
     @property

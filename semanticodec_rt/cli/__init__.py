@@ -16,10 +16,10 @@ Commands::
 Without a command name the mode follows the suffixes, as in encodec's CLI: ``IN.wav OUT.scrt``
 encodes, ``IN.scrt OUT.wav`` decodes, ``IN.wav OUT.wav`` does both.
 
-Real-time presets are encoded in ~1 s blocks by the streaming encoder and their packets written as
-they come; they are decoded by the streaming decoder a few units at a time straight into the WAV
-file, so neither side holds a long file's tokens or audio twice.  Official configs go through
-``SemantiCodec.encode`` / ``decode`` on the whole file (their 10.24 s windows need no more).
+The commands call the library's front door (:func:`semanticodec_rt.load_model`,
+:func:`~semanticodec_rt.compress`, :func:`~semanticodec_rt.decompress`): the model's windowing
+decides how a file is cut (real-time presets stream in 1 s blocks and a few units at a time;
+the published model works on the whole file, its 10.24 s windows need no more).
 
 Outputs are written to a temporary file next to the target and renamed at the end, so a failed
 run never leaves half a file behind (nor destroys the old one under ``--force``).
@@ -37,40 +37,14 @@ Expected failures print one line ``semanticodec-rt: error: <message>`` to stderr
 Anything else is a bug and keeps its traceback.  This package imports torch only for commands that
 run the model, so ``info``, ``data`` and ``--help`` start quickly.
 
-Layout: :mod:`.app` (entry point, parsing, suffix mode, errors and exit codes), :mod:`.models`
-(``--model`` loading), :mod:`.codec_cmds` (encode, decode, roundtrip, info), :mod:`.data_cmd`,
-:mod:`.eval_cmd` and :mod:`.bench_cmd`.
+Layout: :mod:`.app` (entry point, parsing, suffix mode, errors and exit codes), :mod:`.common`
+(what the commands share: options, ``--model`` loading, files), :mod:`.codec_cmds` (encode,
+decode, roundtrip, info), :mod:`.data_cmd`, :mod:`.eval_cmd`, :mod:`.bench_cmd`,
+:mod:`.train_cmd`, :mod:`.live_cmd` and :mod:`.link_cmd`.  Nothing outside this package imports it
+(the examples, live, link, eval and bench use the library).
 """
 
-from .app import COMMANDS, PROG, CliError, build_parser, main, parse_args
-from .bench_cmd import cmd_bench
-from .codec_cmds import (
-    DECODE_UNITS, ENCODE_BLOCK, SAMPLE_RATE, cmd_decode, cmd_encode, cmd_info, cmd_roundtrip, scrt_report,
-    stream_info,
-)
-from .data_cmd import cmd_data_build
-from .eval_cmd import cmd_eval
-from .models import DEFAULT_MODEL, load_codec
+from .app import build_parser, main, parse_args
+from .common import COMMANDS, PROG, CliError
 
-__all__ = [
-    "COMMANDS",
-    "DECODE_UNITS",
-    "DEFAULT_MODEL",
-    "ENCODE_BLOCK",
-    "PROG",
-    "SAMPLE_RATE",
-    "CliError",
-    "build_parser",
-    "cmd_bench",
-    "cmd_data_build",
-    "cmd_decode",
-    "cmd_encode",
-    "cmd_eval",
-    "cmd_info",
-    "cmd_roundtrip",
-    "load_codec",
-    "main",
-    "parse_args",
-    "scrt_report",
-    "stream_info",
-]
+__all__ = ["COMMANDS", "PROG", "CliError", "build_parser", "main", "parse_args"]

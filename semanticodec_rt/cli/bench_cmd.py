@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .app import FORMATTER, MODEL_HELP, CliError, positive_int, say
-from .models import load_codec
+from .common import FORMATTER, MODEL_HELP, CliError, load_codec, positive_int, say
 
 _BENCH_DESCRIPTION = """\
 Time encode + decode of one model in two formulations, in one process, on the same weights and

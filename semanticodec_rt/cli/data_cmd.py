@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .app import FORMATTER, PROG, CliError, positive_int, progress_enabled
+from .common import FORMATTER, PROG, CliError, positive_int, progress_enabled
 
 _DATA_TEXTS = (
     "training data: build the offline corpus from Debian packages",

@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .app import FORMATTER, MODEL_HELP, PROG, CliError, positive_int, progress_enabled
-from .models import default_model, load_codec
+from .common import FORMATTER, MODEL_HELP, PROG, CliError, load_codec, positive_int, progress_enabled
 
 _EVAL_TEXTS = (
     "score the codec (and baseline codecs) against reference audio",
@@ -111,7 +110,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if model_spec is None or model_spec.lower() != "none":
             args.model = model_spec
             codec = load_codec(args)
-            opts.model_spec = model_spec or str(default_model())
+            from ..api import DEFAULT_MODEL
+
+            opts.model_spec = model_spec or str(DEFAULT_MODEL)
         run_eval(opts, codec)
     except EvalError as e:
         raise CliError(str(e), e.code) from None

@@ -13,11 +13,10 @@ import socket
 import sys
 from pathlib import Path
 
-from .app import (
-    FORMATTER, CliError, add_common_options, add_decode_options, add_encode_options, positive_int, say,
+from .common import (
+    FORMATTER, SAMPLE_RATE, CliError, add_common_options, add_decode_options, add_encode_options,
+    atomic_output, input_path, load_codec, output_path, positive_int, read_wave, say,
 )
-from .codec_cmds import SAMPLE_RATE, _atomic_output, _input_path, _output_path, _read_wave
-from .models import load_codec
 
 _DESCRIPTION = """\
 A low-bandwidth voice link: the sender encodes audio into tokens and sends them as UDP
@@ -33,22 +32,22 @@ payload (id bits only) and wire (with all headers) bitrates.
 
 _LINK_EPILOG = """\
 examples:
-  semanticodec-rt link recv --port 5004 --file heard.wav --model mymodel.safetensors
-  semanticodec-rt link send --to 127.0.0.1:5004 --file speech.wav --model mymodel.safetensors
+  semanticodec-rt link recv --port 5004 --file heard.wav
+  semanticodec-rt link send --to 127.0.0.1:5004 --file speech.wav
   semanticodec-rt link send --help        (options of one end)
   (python examples/voice_link.py runs both ends through a lossy relay)
 """
 
 _SEND_EPILOG = """\
 examples:
-  semanticodec-rt link send --to 192.0.2.7:5004 --file speech.wav --model mymodel.safetensors
-  semanticodec-rt link send --to 127.0.0.1:5004 --input 0 --key-file link.key --model mymodel.safetensors
+  semanticodec-rt link send --to 192.0.2.7:5004 --file speech.wav
+  semanticodec-rt link send --to 127.0.0.1:5004 --input 0 --key-file link.key
 """
 
 _RECV_EPILOG = """\
 examples:
-  semanticodec-rt link recv --port 5004 --file heard.wav --model mymodel.safetensors
-  semanticodec-rt link recv --port 5004 --output 0 --plc pad --key-file link.key --model mymodel.safetensors
+  semanticodec-rt link recv --port 5004 --file heard.wav
+  semanticodec-rt link recv --port 5004 --output 0 --plc pad --key-file link.key
 
 The WAV gets the sender's exact length from its END packet; if END never comes, the
 receiver stops after --timeout seconds without packets and writes the whole 160 ms units
@@ -122,17 +121,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.hello_every < 0:
         raise CliError(f"--hello-every must be >= 0 seconds, got {args.hello_every:g}")
     key = _key(args)
-    wave = _read_wave(_input_path(args.file), args.mono)[0].numpy() if args.file else None
+    wave = read_wave(input_path(args.file), args.mono)[0].numpy() if args.file else None
     codec = _rt_codec(args)
-    info = _checked_info(link_info(codec, args.frames_per_packet or codec.cfg.tokens_per_unit), key)
+    info = _checked_info(link_info(codec, args.frames_per_packet or codec.windowing.unit_frames), key)
     packetizer = Packetizer(info, key=key, hello_every=args.hello_every)
-    block = codec.cfg.unit_columns * codec.cfg.column_samples  # one unit of audio per encoder call
+    block = codec.windowing.unit_samples  # one unit of audio per encoder call
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sender = Sender(codec, sock, address, packetizer)
         if wave is not None:
             blocks = file_blocks(wave, block, SAMPLE_RATE)
         else:
-            from ..link.devices import capture_blocks
+            from ..live.streams import capture_blocks
 
             blocks = capture_blocks(args.input, block, SAMPLE_RATE, sender.stats)
         say(args, f"sending {info.config} tokens to {args.to}: {info.frames_per_packet} positions per "
@@ -147,7 +146,7 @@ def cmd_recv(args: argparse.Namespace) -> int:
 
     key = _key(args)
     # no input file here: /dev/null stands in for _output_path's "same as the input" check
-    dst = _output_path(args.file, args.force, Path(os.devnull), wav=True) if args.file else None
+    dst = output_path(args.file, args.force, Path(os.devnull), wav=True) if args.file else None
     if not 0 <= args.min_delay <= args.max_delay:
         raise CliError(f"need 0 <= --min-delay <= --max-delay, got {args.min_delay:g} and {args.max_delay:g}")
     if args.timeout <= 0:
@@ -155,7 +154,7 @@ def cmd_recv(args: argparse.Namespace) -> int:
     codec = _rt_codec(args)
     cfg = codec.cfg
     decoder = CodecDecoder(codec, steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)
-    core = ReceiverCore(link_info(codec), cfg.tokens_per_unit, key=key, plc=args.plc,
+    core = ReceiverCore(link_info(codec), codec.windowing.unit_frames, key=key, plc=args.plc,
                         min_delay=args.min_delay / 1e3, max_delay=args.max_delay / 1e3)
     # the decoder may run ahead of the final length by the --timeout wait plus one unit
     holdback = int((args.timeout + 1.0) * SAMPLE_RATE) + decoder.unit_samples
@@ -168,12 +167,12 @@ def cmd_recv(args: argparse.Namespace) -> int:
         say(args, f"listening on {args.bind}:{sock.getsockname()[1]} for {cfg.name} tokens "
                   f"(sha {codec.model_sha}){', authenticated' if key else ''}")
         if dst is None:
-            from ..link.devices import PlaybackSink
+            from ..live.streams import PlaybackSink
 
             sink = PlaybackSink(args.output, SAMPLE_RATE)
             _check_received(args, receive_stream(sock, core, decoder, sink, timeout=args.timeout, wait=args.wait))
         else:
-            with _atomic_output(dst) as tmp:  # removed again if nothing came
+            with atomic_output(dst) as tmp:  # removed again if nothing came
                 sink = WavSink(tmp, SAMPLE_RATE, holdback, use_float=args.float)
                 _check_received(args, receive_stream(sock, core, decoder, sink, timeout=args.timeout,
                                                      wait=args.wait))
@@ -193,13 +192,10 @@ def _check_received(args: argparse.Namespace, stats: dict) -> None:
 
 
 def _rt_codec(args: argparse.Namespace):
-    import torch
-
-    torch.set_num_threads(args.threads)
-    codec = load_codec(args)
-    if codec.cfg.stream is None:
+    codec = load_codec(args)  # with --threads
+    if not codec.windowing.realtime:
         raise CliError(f"{codec.cfg.name} is not a real-time preset: a voice link needs an rt model "
-                       "(the official one works in 10.24 s windows)")
+                       f"(this one works in {codec.windowing.name} windows)")
     return codec
 
 
@@ -223,7 +219,7 @@ def _key(args: argparse.Namespace) -> bytes | None:
 
     if args.key_file is None:
         return None
-    return load_key(_input_path(args.key_file))
+    return load_key(input_path(args.key_file))
 
 
 def _resolve(text: str) -> tuple[int, tuple]:

@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from .app import FORMATTER, MODEL_HELP, CliError, positive_int, progress_enabled, say
+from ..config import SAMPLE_RATE
+from .common import FORMATTER, MODEL_HELP, CliError, load_codec, positive_int, progress_enabled, say
 
 _DESCRIPTION = """\
 Run the codec live: audio from an input device is encoded in 160 ms units, the tokens are
@@ -32,12 +33,11 @@ _EPILOG = """\
 examples:
   semanticodec-rt live --list-devices
   semanticodec-rt live --passthrough --duration 10
-  semanticodec-rt live --model mymodel.safetensors --input 0 --output 0
+  semanticodec-rt live --input 0 --output 0
   semanticodec-rt live --model preset:rt-tiny-r100 --random-weights-ok --duration 30 --stats-json live.json
   (without a sound card: python examples/live_loopback.py starts a private JACK dummy server)
 """
 
-SAMPLE_RATE = 16000  # the codec's rate; the devices must run at it (no resampling here)
 
 
 def add_parser(sub) -> None:
@@ -109,14 +109,10 @@ def _make_engine(args, block: int):
     if args.passthrough:
         processor = Passthrough(block)
     else:
-        import torch
-
-        from .models import load_codec
-
-        torch.set_num_threads(args.threads)
-        codec = load_codec(args)
-        if codec.cfg.stream is None:
-            raise CliError(f"{codec.cfg.name} cannot run live (10.24 s windows); use a streaming rt model")
+        codec = load_codec(args)  # with --threads
+        if not codec.windowing.realtime:
+            raise CliError(f"{codec.cfg.name} cannot run live ({codec.windowing.name} windows); "
+                           "use a streaming rt model")
         processor = CodecProcessor(codec, steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)
         say(args, f"model {codec.cfg.name}: algorithmic latency {processor.algorithmic_latency_ms:.0f} ms; "
                   "warming up")

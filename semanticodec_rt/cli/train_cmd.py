@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .app import FORMATTER, CliError, positive_int, progress_enabled, say
+from .common import FORMATTER, CliError, positive_int, progress_enabled, say
 
 STAGE_CHOICES = ("mae", "kmeans", "vae", "vocoder", "ldm", "export", "distill")
 

@@ -18,15 +18,16 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .conditioning import fill_window, make_contexts
 from ..config import CodecConfig
-from .diffusion.ddim import DDIMSchedule, ddim_schedule, sample
-from .diffusion.schedule import make_schedule
-from .synthesis.hifigan import HiFiGAN
 from ..encoder.positional import PositionalEncoding
-from .diffusion.unet import UNet
-from .synthesis.vae import AutoencoderKL
 from ..timing import StageTimes
+from .conditioning import fill_window, make_contexts
+from .diffusion.ddim import DDIMSchedule, ddim_schedule, sample
+from .diffusion.graph import GraphedSampler
+from .diffusion.schedule import make_schedule
+from .diffusion.unet import UNet
+from .synthesis.hifigan import HiFiGAN
+from .synthesis.vae import AutoencoderKL
 
 
 class _DiffusionWrapper(nn.Module):
@@ -59,6 +60,9 @@ class LatentDiffusionDecoder(nn.Module):
         # Not in the checkpoint: recomputed exactly (errata E2 recipe).
         self.positional = PositionalEncoding(cfg.pe_len, cfg.pe_dim)
         self._ddim_cache: dict[tuple[int, float], DDIMSchedule] = {}
+        #: replay the few-step sampling loop as one CUDA graph (distilled models on a GPU)
+        self.cuda_graphs = True
+        self._graphs: dict[tuple, GraphedSampler] = {}
         #: seconds per stage, accumulated across calls (the caller clears it)
         self.stage_times = StageTimes()
 
@@ -93,6 +97,22 @@ class LatentDiffusionDecoder(nn.Module):
         # The reference multiplies by a float32 reciprocal rather than dividing.
         return self.first_stage_model.decode((1.0 / self.scale_factor) * z)
 
+    def _graphed(self, x_T, cond, uncond, step_noise, steps: int, eta: float, cfg_scale: float) -> torch.Tensor:
+        """The fused few-step loop as a captured CUDA graph (one per shape and setting, kept):
+        equal to the eager loop (tests/test_cuda_graph.py), without a kernel launch per op."""
+        schedule = self.ddim(steps, eta)
+        key = (tuple(x_T.shape), tuple(cond.shape), int(steps), float(eta), float(cfg_scale), x_T.device)
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = GraphedSampler(self._denoise, schedule, self.sqrt_alphas_cumprod,
+                                   self.sqrt_one_minus_alphas_cumprod, tuple(x_T.shape), tuple(cond.shape),
+                                   cfg_scale=cfg_scale, device=x_T.device)
+            self._graphs[key] = graph
+        noise = None
+        if step_noise is not None and eta > 0:
+            noise = torch.stack([step_noise(i) for i in range(len(schedule))])
+        return graph(x_T, cond, uncond if cfg_scale != 1.0 else None, noise)
+
     def mel_to_wave(self, mel: torch.Tensor) -> torch.Tensor:
         """``[B, 1, T, 64]`` log-mel -> ``[B, 1, 160 T + 32]`` waveform."""
         return self.first_stage_model.vocoder(mel.squeeze(1).transpose(1, 2))
@@ -126,22 +146,18 @@ class LatentDiffusionDecoder(nn.Module):
         feature = fill_window(feature, self.cfg.tokens_per_window)
         cond, uncond = make_contexts(feature, self.pe)
         times = self.stage_times
+        # Distilled students (trailing grid) take the fused guidance + update kernel; the
+        # reference grid keeps the unfused chain its golden vectors were made with.
+        fused = self.cfg.sampler.spacing == "trailing" and not separate_guidance
         with times.stage("diffusion"):
-            z = sample(
-                self._denoise,
-                cond,
-                uncond,
-                x_T,
-                self.ddim(steps, eta),
-                self.sqrt_alphas_cumprod,
-                self.sqrt_one_minus_alphas_cumprod,
-                cfg_scale=cfg_scale,
-                step_noise=step_noise,
-                separate_guidance=separate_guidance,
-                # Distilled students (trailing grid) take the fused guidance + update kernel; the
-                # reference grid keeps the unfused chain its golden vectors were made with.
-                fused=self.cfg.sampler.spacing == "trailing" and not separate_guidance,
-            )
+            if fused and self.cuda_graphs and x_T.is_cuda and trace is None:
+                z = self._graphed(x_T, cond, uncond, step_noise, steps, eta, cfg_scale)
+            else:
+                z = sample(
+                    self._denoise, cond, uncond, x_T, self.ddim(steps, eta), self.sqrt_alphas_cumprod,
+                    self.sqrt_one_minus_alphas_cumprod, cfg_scale=cfg_scale, step_noise=step_noise,
+                    separate_guidance=separate_guidance, fused=fused,
+                )
         with times.stage("vae"):
             mel = self.latent_to_mel(z)
         with times.stage("vocoder"):

@@ -31,13 +31,13 @@ import torch
 from torch import nn
 
 from ..config import CodecConfig
+from ..timing import StageTimes
 from .acoustic import build_acoustic_lstm, build_acoustic_projection, run_acoustic
 from .grouping import audiomae_to_sequence
+from .kmeans import CodebookSource, SemanticQuantizer
 from .padding import first_marked_position, mark_padding, padding_cutoff_fraction
 from .positional import PositionalEncoding
-from ..timing import StageTimes
 from .vit import AudioMAE
-from .kmeans import CodebookSource, SemanticQuantizer
 from .vq import AcousticVQ
 
 

@@ -6,7 +6,8 @@ behind a 5-byte link header and an optional HMAC tag (:mod:`.datagram`); a HELLO
 (:mod:`.receiver`, :mod:`.recv_loop`) de-duplicates and reorders by sequence number
 (:mod:`.seqwindow`), times units with an adaptive jitter buffer (:mod:`.jitter`), conceals what
 is missing (:mod:`.plc`) and decodes on its own thread (:mod:`.worker`, :mod:`.decoders`) into a
-WAV file or a device (:mod:`.sinks`, :mod:`.devices`).  :mod:`.stats` counts both ends and
+WAV file or a device (:mod:`.sinks`; devices through :mod:`semanticodec_rt.live.streams`, the
+same lock-free callback layer as ``live``).  :mod:`.stats` counts both ends and
 :mod:`.impair` is a seeded lossy channel and :mod:`.loopback` runs both ends in one process,
 for tests and the example.
 

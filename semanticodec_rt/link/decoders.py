@@ -6,7 +6,7 @@ Both take whole units: ``push(ids [n, 2] int64, pad [n] bool)`` with ``n`` a mul
 samples, whatever the call pattern.
 
 :class:`CodecDecoder` runs the real-time streaming decoder (``pad`` rows read as "no token", see
-:meth:`~semanticodec_rt.windowing.units_stream.RTStreamingDecoder.push`); :class:`SilentDecoder` costs
+:meth:`~semanticodec_rt.windowing.unit_stream.RTStreamingDecoder.push`); :class:`SilentDecoder` costs
 nothing and lets the jitter buffer, concealment and accounting run for minutes in tests.
 """
 
@@ -21,20 +21,17 @@ class CodecDecoder:
     """The streaming decoder of an rt preset behind the unit-decoder interface.
 
     Args:
-        codec: a :class:`~semanticodec_rt.codec.SemantiCodec` with ``cfg.stream`` set.
-        steps, cfg_scale, seed: sampling options of
-            :func:`~semanticodec_rt.windowing.StreamingDecoder`.
+        codec: a :class:`~semanticodec_rt.codec.SemantiCodec` with a real-time windowing.
+        steps, cfg_scale, seed: sampling options of its streaming decoder.
     """
 
     def __init__(self, codec, steps: int | None = None, cfg_scale: float | None = None, seed: int = 0):
-        from ..windowing import StreamingDecoder
-
-        cfg = codec.cfg
-        if cfg.stream is None:
-            raise ValueError(f"{cfg.name} is not a real-time preset: the link decodes rt presets only")
-        self.unit_frames = cfg.tokens_per_unit
-        self.unit_samples = cfg.unit_columns * cfg.column_samples
-        self._dec = StreamingDecoder(codec, steps=steps, cfg_scale=cfg_scale, seed=seed)
+        windowing = codec.windowing
+        if not windowing.realtime:
+            raise ValueError(f"{codec.cfg.name} is not a real-time preset: the link decodes rt presets only")
+        self.unit_frames = windowing.unit_frames
+        self.unit_samples = windowing.unit_samples
+        self._dec = codec.stream_decoder(steps=steps, cfg_scale=cfg_scale, seed=seed)
 
     def push(self, ids: np.ndarray, pad: np.ndarray) -> np.ndarray:
         import torch

@@ -40,8 +40,8 @@ def run_loopback(codec, wave: np.ndarray, *, imp: Impairments | None = None, key
     Returns:
         ``(sender stats, receiver stats, relay channel or None)``.
     """
-    tu = codec.cfg.tokens_per_unit
-    unit_samples = codec.cfg.unit_columns * codec.cfg.column_samples
+    tu = codec.windowing.unit_frames
+    unit_samples = codec.windowing.unit_samples
     decoder = CodecDecoder(codec) if decoder is None else decoder
     sink = NullSink() if sink is None else sink
     core = ReceiverCore(link_info(codec), tu, key=key, plc=plc, min_delay=min_delay, max_delay=max_delay)

@@ -7,7 +7,7 @@ Two strategies (``--plc``):
   frame arrived, it takes the next received frame of its unit, or failing that is padded.
 * ``pad`` -- a missing frame is marked "no token": the decoder sets its features to -1, the
   value windows are filled with before the stream start (see
-  :meth:`~semanticodec_rt.windowing.units_stream.RTStreamingDecoder.push`), so the model treats the gap as
+  :meth:`~semanticodec_rt.windowing.unit_stream.RTStreamingDecoder.push`), so the model treats the gap as
   it treats the time before the stream began.
 
 Ids are discrete VQ indices, so there is nothing to interpolate between two of them.

@@ -20,7 +20,6 @@ can release), the pending buffer (64 datagrams) and the list of mismatched sessi
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import zlib
 from collections import deque
@@ -46,8 +45,7 @@ _CRC = struct.Struct("!I")
 
 def link_info(codec, frames_per_packet: int | None = None) -> StreamInfo:
     """The stream description of ``codec`` (named by its weights' sha, as ``.scrt`` files are)."""
-    info = StreamInfo.from_config(codec.cfg, frames_per_packet=frames_per_packet)
-    return dataclasses.replace(info, model=codec.model_sha)
+    return StreamInfo.for_codec(codec, frames_per_packet=frames_per_packet)
 
 
 class ReceiverCore:
@@ -55,7 +53,7 @@ class ReceiverCore:
 
     Args:
         expected: the receiver's model (:func:`link_info`); the sender's HELLO must name it.
-        unit_frames: frames per decoder unit (``cfg.tokens_per_unit``).
+        unit_frames: frames per decoder unit (``codec.windowing.unit_frames``).
         key: pre-shared HMAC key, or ``None`` for an unauthenticated link.
         plc: concealment, ``"repeat"`` or ``"pad"`` (:mod:`.plc`).
         min_delay, max_delay: bounds of the :class:`~.jitter.JitterBuffer`'s delay, seconds.

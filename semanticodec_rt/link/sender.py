@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..bitstream import Packet, StreamInfo, encode_packet
+from ..bitstream import PackedTokens, StreamInfo, TokenPacketizer
 from .datagram import DatagramKind, encode_datagram
 from .hello import encode_hello
 from .stats import SenderStats, Traffic
@@ -30,7 +30,6 @@ __all__ = ["Packetizer", "Sender", "file_blocks", "new_session_id"]
 
 HELLO_REPEATS = 3
 END_REPEATS = 3
-_U32 = 1 << 32
 
 
 def new_session_id() -> int:
@@ -59,9 +58,7 @@ class Packetizer:
         self._hello = encode_datagram(DatagramKind.HELLO, self.session, encode_hello(info), key)
         self._hello_frames = round(hello_every * info.frames_per_s)
         self._next_hello = self._hello_frames
-        self._pending = np.zeros((0, 2), dtype=np.int64)
-        self._seq = 0
-        self._frames = 0  # frames put in packets so far
+        self._packets = TokenPacketizer(info)
 
     def start(self) -> list[bytes]:
         """The datagrams that open the stream (HELLOs)."""
@@ -69,21 +66,12 @@ class Packetizer:
 
     def push(self, ids: np.ndarray) -> list[bytes]:
         """Datagrams for the new frames ``ids`` ``[n, 2]``: every full packet, HELLOs as due."""
-        fpp = self.info.frames_per_packet
-        self._pending = np.concatenate([self._pending, np.asarray(ids, dtype=np.int64).reshape(-1, 2)])
-        out = []
-        while len(self._pending) >= fpp:
-            out += self._tokens(self._pending[:fpp])
-            self._pending = self._pending[fpp:]
-        return out
+        return self._datagrams(self._packets.push(ids))
 
     def end(self, n_samples: int) -> list[bytes]:
         """The last, partial packet (if any) and the END repeats."""
-        out = self._tokens(self._pending) if len(self._pending) else []
-        self._pending = self._pending[:0]
-        end = Packet.end(self._seq, self._frames, n_samples)
-        data = self._data(end)
-        self._seq = (self._seq + 1) % _U32
+        out = self._datagrams(self._packets.flush())
+        data = self._data(self._packets.end(n_samples))
         self.stats.packets_sent += 1
         self.stats.n_samples = n_samples
         for _ in range(END_REPEATS):
@@ -91,25 +79,22 @@ class Packetizer:
             self.stats.end_datagrams += 1
         return out
 
-    def _tokens(self, ids: np.ndarray) -> list[bytes]:
+    def _datagrams(self, packets: list[PackedTokens]) -> list[bytes]:
+        """TOKENS packets -> datagrams, a HELLO before each packet that starts past the next due."""
         out = []
-        if self._hello_frames and self._frames >= self._next_hello:
-            out.append(self._emit(self._hello, hello=True))
-            self._next_hello += self._hello_frames
-        out.append(self._emit(self._data(Packet.tokens(self._seq, self._frames, ids))))
-        self._seq = (self._seq + 1) % _U32
-        self._frames += len(ids)
-        st = self.stats
-        st.packets_sent += 1
-        st.token_packets += 1
-        st.frames_sent += len(ids)
-        st.traffic.frames += len(ids)
+        for before, n, body in packets:
+            if self._hello_frames and before >= self._next_hello:
+                out.append(self._emit(self._hello, hello=True))
+                self._next_hello += self._hello_frames
+            out.append(self._emit(self._data(body)))
+            st = self.stats
+            st.packets_sent += 1
+            st.token_packets += 1
+            st.frames_sent += n
+            st.traffic.frames += n
         return out
 
-    def _data(self, pkt: Packet) -> bytes:
-        info = self.info
-        body = encode_packet(pkt, info.semantic_bits, info.acoustic_bits,
-                             semantic_vocab=info.semantic_vocab, acoustic_vocab=info.acoustic_vocab)
+    def _data(self, body: bytes) -> bytes:
         return encode_datagram(DatagramKind.DATA, self.session, body, self.key)
 
     def _emit(self, data: bytes, hello: bool = False) -> bytes:
@@ -130,7 +115,7 @@ class Sender:
 
     def __init__(self, codec, sock: socket.socket, address: tuple[str, int], packetizer: Packetizer,
                  end_spacing: float = 0.02, clock=time.monotonic, sleep=time.sleep):
-        if codec.cfg.stream is None:
+        if not codec.windowing.realtime:
             raise ValueError(f"{codec.cfg.name} is not a real-time preset: the link sends rt presets only")
         self.codec, self.sock, self.address = codec, sock, address
         self.packetizer, self.end_spacing = packetizer, end_spacing
@@ -150,9 +135,7 @@ class Sender:
         """
         import torch
 
-        from ..windowing import StreamingEncoder
-
-        enc = StreamingEncoder(self.codec)
+        enc = self.codec.stream_encoder()
         self._send(self.packetizer.start())
         n_samples = 0
         try:

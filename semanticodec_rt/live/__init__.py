@@ -8,6 +8,7 @@ Layout (one concept per module):
 * :mod:`.engine` -- rings + worker thread + counters; runs without audio devices (tests);
 * :mod:`.stats` -- running summaries and the end-of-run report;
 * :mod:`.devices` -- PortAudio callback streams via ``sounddevice``, imported lazily;
+* :mod:`.streams` -- one-way capture / playback through rings, for the voice link (``link``);
 * :mod:`.session` -- one run on real devices, with duration, Ctrl-C and clean shutdown;
 * :mod:`.jack_server` -- a private JACK dummy server (no sound card needed), for tests/examples.
 

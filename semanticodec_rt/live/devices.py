@@ -9,6 +9,12 @@ Only *callback* streams are opened: a blocking PortAudio stream (``.write()``) o
 API corrupts the heap in PortAudio 19.6 (the process aborts at close), callback streams never
 did.  Input and output are two separate streams, which also works on the ALSA ``pulse`` plugin,
 where a full-duplex stream breaks.
+
+Every stream, the live engine's and the voice link's, is opened by :func:`callback_stream`, which
+hands each block to an ``on_block(samples, t, xrun)`` function on the audio thread.  Those
+functions follow one rule (:mod:`.engine`): never wait, never allocate an array, only copy
+samples through a lock-free ring (:mod:`.ringbuffer`) and count what did not fit.  The engine's
+``on_input``/``on_output`` are such functions, and so are the one-way streams of :mod:`.streams`.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-__all__ = ["AudioUnavailable", "sounddevice", "rescan", "list_devices", "parse_device", "open_streams"]
+__all__ = ["AudioUnavailable", "sounddevice", "rescan", "list_devices", "parse_device", "callback_stream",
+           "open_streams"]
 
 
-class AudioUnavailable(RuntimeError):
-    """No PortAudio (or no sounddevice); ``str()`` says what to install."""
+class AudioUnavailable(OSError):
+    """No PortAudio (or no sounddevice), or a device that refused its stream; ``str()`` says which.
+
+    An OSError: the command line reports it as a refusal of the system (exit status 1)."""
 
 
 def sounddevice():
@@ -69,6 +78,42 @@ def parse_device(text: str | None):
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+def callback_stream(direction: str, on_block, device=None, *, sample_rate: int, block: int = 0,
+                    clock=time.perf_counter):
+    """A mono float32 PortAudio callback stream (not started) that hands every block to ``on_block``.
+
+    Args:
+        direction: ``"input"`` (capture) or ``"output"`` (playback).
+        on_block: called on the audio thread as ``on_block(samples, t, xrun)``: ``samples`` ``[n]``
+            float32 is the captured block (input) or the buffer to fill in place (output), a view
+            of PortAudio's buffer valid only during the call; ``t`` is ``clock()`` at the callback's
+            start (seconds); ``xrun`` is true when PortAudio flagged an over/underflow.  It must
+            not wait or allocate (see the module docstring).
+        device: a device number or (part of a) name (:func:`parse_device`); ``None``: the default.
+        sample_rate: Hz.
+        block: frames per callback; 0 lets PortAudio choose (and vary) it.
+        clock: the time source of ``t``.
+
+    Raises :class:`AudioUnavailable` without PortAudio, sounddevice's ``PortAudioError`` when the
+    device refuses, ``ValueError`` when no device matches ``device``.
+    """
+    sd = sounddevice()
+    if direction == "input":
+        stream_class = sd.InputStream
+
+        def callback(indata, frames, time_info, status):
+            on_block(indata[:, 0], clock(), bool(status))
+    elif direction == "output":
+        stream_class = sd.OutputStream
+
+        def callback(outdata, frames, time_info, status):
+            on_block(outdata[:, 0], clock(), bool(status))
+    else:
+        raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
+    return stream_class(device=device, callback=callback, samplerate=sample_rate, blocksize=block, channels=1,
+                        dtype="float32")
+
+
 @contextmanager
 def open_streams(engine, input_device=None, output_device=None):
     """Open (and finally close) an input and an output callback stream that feed ``engine``.
@@ -77,20 +122,11 @@ def open_streams(engine, input_device=None, output_device=None):
     engine's device latencies from what the streams report.  Yields ``(input, output)`` streams,
     already started; the engine's worker is not started here.
     """
-    sd = sounddevice()
-    common = dict(samplerate=engine.sample_rate, blocksize=engine.block, channels=1, dtype="float32")
-    clock = time.perf_counter
-
-    def in_callback(indata, frames, time_info, status):
-        engine.on_input(indata[:, 0], clock(), bool(status))
-
-    def out_callback(outdata, frames, time_info, status):
-        engine.on_output(outdata[:, 0], clock(), bool(status))
-
+    common = dict(sample_rate=engine.sample_rate, block=engine.block, clock=time.perf_counter)
     streams = []
     try:
-        streams.append(sd.InputStream(device=input_device, callback=in_callback, **common))
-        streams.append(sd.OutputStream(device=output_device, callback=out_callback, **common))
+        streams.append(callback_stream("input", engine.on_input, input_device, **common))
+        streams.append(callback_stream("output", engine.on_output, output_device, **common))
         engine.in_latency_s, engine.out_latency_s = streams[0].latency, streams[1].latency
         for s in reversed(streams):  # output first: its first blocks are silence anyway
             s.start()

@@ -6,8 +6,9 @@ A processor turns a mono 16 kHz float32 stream into another one *aligned* to it:
 sample from the microphone to the speaker and measure the latency.
 
 * :class:`Passthrough` -- input ring -> output ring, to measure the audio path alone;
-* :class:`CodecProcessor` -- ``StreamingEncoder`` -> token packets (``encode_packet`` /
-  ``decode_packet``, exactly the bytes a voice link would send) -> ``StreamingDecoder``.
+* :class:`CodecProcessor` -- streaming encoder -> token packets (the stream's
+  :class:`~semanticodec_rt.bitstream.TokenPacketizer`, exactly the bytes a voice link would
+  send, parsed back with ``decode_packet``) -> streaming decoder.
 
 Both have ``unit`` (the samples the processor works in; the engine drops whole units when it
 falls behind), ``algorithmic_latency_ms``, ``default_jitter_ms`` (output buffer beyond a unit),
@@ -18,11 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bitstream import Packet, StreamInfo, decode_packet, encode_packet
+from ..bitstream import StreamInfo, TokenPacketizer, decode_packet
 
 __all__ = ["Passthrough", "CodecProcessor"]
-
-_U32 = 1 << 32
 
 
 class Passthrough:
@@ -60,30 +59,25 @@ class CodecProcessor:
     """
 
     def __init__(self, codec, steps: int | None = None, cfg_scale: float | None = None, seed: int = 0):
-        from ..windowing import StreamingDecoder, StreamingEncoder
-
-        cfg = codec.cfg
-        if cfg.stream is None:
+        cfg, windowing = codec.cfg, codec.windowing
+        if not windowing.realtime:
             raise ValueError(
-                f"{cfg.name} is not a streaming preset: the published 10.24 s windows cannot run live "
-                "(latency ~10.9 s); use an rt preset"
+                f"{cfg.name} is not a streaming preset: its {windowing.name} windowing cannot run live "
+                f"(latency ~{windowing.algorithmic_latency_ms / 1000:.1f} s); use an rt preset"
             )
         self.codec, self.cfg = codec, cfg
         self.name = cfg.name
-        self.encoder = StreamingEncoder(codec)
-        self.decoder = StreamingDecoder(codec, steps=steps, cfg_scale=cfg_scale, seed=seed)
-        info = StreamInfo.from_config(cfg)
-        self._widths = (info.semantic_bits, info.acoustic_bits)
-        self._vocabs = {"semantic_vocab": info.semantic_vocab, "acoustic_vocab": info.acoustic_vocab}
-        self.frames_per_packet = info.frames_per_packet
-        self.unit = cfg.unit_columns * cfg.column_samples  # 2560 samples (160 ms), 5120 at rate 25
-        self.algorithmic_latency_ms = cfg.algorithmic_latency_ms
+        self.encoder = codec.stream_encoder()
+        self.decoder = codec.stream_decoder(steps=steps, cfg_scale=cfg_scale, seed=seed)
+        self.info = StreamInfo.for_codec(codec)
+        self.frames_per_packet = self.info.frames_per_packet
+        self.unit = windowing.unit_samples  # 2560 samples (160 ms), 5120 at rate 25
+        self.algorithmic_latency_ms = windowing.algorithmic_latency_ms
         self.default_jitter_ms = 100.0
         self._reset_counters()
 
     def _reset_counters(self) -> None:
-        self.seq = 0  # next packet's sequence number
-        self.frames = 0  # token positions sent so far
+        self.packetizer = TokenPacketizer(self.info)  # sequence numbers and frame count
         self.packets = 0
         self.packet_bytes = 0
 
@@ -110,24 +104,22 @@ class CodecProcessor:
 
     def _over_the_wire(self, ids: np.ndarray) -> np.ndarray:
         """Send ``ids`` ``[m, 2]`` as TOKENS packets and parse them back, as a receiver would."""
-        parts = []
-        for start in range(0, len(ids), self.frames_per_packet):
-            chunk = ids[start : start + self.frames_per_packet]
-            data = encode_packet(Packet.tokens(self.seq, self.frames % _U32, chunk), *self._widths,
-                                 **self._vocabs)
-            parts.append(decode_packet(data, *self._widths, **self._vocabs).ids)
-            self.seq = (self.seq + 1) % _U32
-            self.frames += len(chunk)
+        info, parts = self.info, []
+        for packet in self.packetizer.push(ids) + self.packetizer.flush():  # nothing held back
+            parts.append(decode_packet(packet.data, info.semantic_bits, info.acoustic_bits,
+                                       semantic_vocab=info.semantic_vocab,
+                                       acoustic_vocab=info.acoustic_vocab).ids)
             self.packets += 1
-            self.packet_bytes += len(data)
+            self.packet_bytes += len(packet.data)
         return np.concatenate(parts)
 
     def stats(self) -> dict:
         """Packets and bytes sent; ``wire_bps`` is the bitrate with the 15 bytes of framing each."""
-        seconds = self.frames / self.cfg.token_rate * 2  # a frame is 2 of token_rate's ids
+        frames = self.packetizer.frames
+        seconds = frames / self.cfg.token_rate * 2  # a frame is 2 of token_rate's ids
         return {
             "packets": self.packets,
             "packet_bytes": self.packet_bytes,
-            "token_frames": self.frames,
+            "token_frames": frames,
             "wire_bps": self.packet_bytes * 8 / seconds if seconds else None,
         }

@@ -11,12 +11,13 @@ from __future__ import annotations
 import torch
 
 from . import _backend
-from ._backend import BACKENDS, available_backends, use_backend
+from ._backend import BACKENDS, available_backends, build_info, use_backend
 from .ref import nearest_centroid_ref, nearest_centroid_with_distance_ref, sampler_step_ref
 
 __all__ = [
     "BACKENDS",
     "available_backends",
+    "build_info",
     "nearest_centroid",
     "nearest_centroid_ref",
     "sampler_step",

@@ -74,6 +74,22 @@ def available_backends() -> list[str]:
     return ["ref"] + [b for b in ("cpp", "cuda") if module(b) is not None]
 
 
+def build_info() -> dict[str, dict]:
+    """What each compiled backend reports about itself (for benchmark headers and bug reports):
+    ``cpp``: OpenMP's thread count; ``cuda``: runtime and driver versions and the devices seen
+    (with the CUDA error of device discovery, if any).  Backends not built are left out."""
+    info: dict[str, dict] = {}
+    cpp = module("cpp")
+    if cpp is not None:
+        info["cpp"] = {"openmp_max_threads": cpp.openmp_max_threads()}
+    cuda = module("cuda")
+    if cuda is not None:
+        count, error, message = cuda.device_status()
+        info["cuda"] = {"runtime_version": cuda.runtime_version(), "driver_version": cuda.driver_version(),
+                        "device_count": count, "device_error": error, "device_message": message}
+    return info
+
+
 def _check_name(name: str) -> str:
     key = name.strip().lower()
     if key not in ("auto", *BACKENDS):

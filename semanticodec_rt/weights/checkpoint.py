@@ -17,7 +17,7 @@ import torch
 
 from ..config import CodecConfig
 
-FORMAT = "semanticodec_rt.weights.checkpoint/1"
+FORMAT = "semanticodec_rt.checkpoint/1"  # a file format name, kept when the module moved
 
 
 class CheckpointError(ValueError):
@@ -111,10 +111,10 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
     """
     from safetensors.torch import load_file
 
+    from ..codec import SemantiCodec
     from ..decoder.latent_diffusion import LatentDiffusionDecoder
     from ..encoder.codec_encoder import SemantiCodecEncoder
-    from ..codec import SemantiCodec
-    from .official import assign_state
+    from .state import assign_state
     from .storage import unpack
 
     meta = read_metadata(path)

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from ..config import CodecConfig
-from ..encoder.positional import PositionalEncoding
 from ..encoder.kmeans import read_codebook
+from .state import CheckpointMismatchError, assign_state
 
 HF_REPO_ID = "haoheliu/SemantiCodec"
 
@@ -46,11 +46,9 @@ _LENIENT_KEYS = ("quantizer._codebook.initted",)
 Spec = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not have exactly the keys/shapes of the configured architecture."""
-
-
 # -- paths -----------------------------------------------------------------------------------------
+
+
 def checkpoint_subdir(token_rate: int) -> str:
     return f"semanticodec_tokenrate_{token_rate}"
 
@@ -190,23 +188,6 @@ def drop_prefixes(sd: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> dic
     return {k: v for k, v in sd.items() if not k.startswith(prefixes)}
 
 
-def assign_state(module: nn.Module, sd: dict[str, torch.Tensor], what: str) -> None:
-    """Strictly load ``sd`` into ``module``; tensors built on the meta device are replaced."""
-    try:
-        module.load_state_dict(sd, strict=True, assign=True)
-    except RuntimeError as e:  # names the keys; re-raised with our error type
-        raise CheckpointMismatchError(f"{what}: {e}") from None
-    # Derived, non-persistent tables are not in the checkpoint: rebuild them for real.
-    for m in module.modules():
-        if isinstance(m, PositionalEncoding):
-            m.reset_table()
-    # The float flag of old vq-pytorch versions must become the module's 0-d bool again.
-    for name, buf in module.named_buffers():
-        if name.endswith("_codebook.initted") and buf.dtype != torch.bool:
-            owner = module.get_submodule(name.rsplit(".", 1)[0])
-            owner.register_buffer("initted", buf.reshape(()).bool())
-
-
 def load_official_encoder(path: str | Path, cfg: CodecConfig, codebook: torch.Tensor) -> nn.Module:
     """Build the encoder on the meta device and fill it from ``encoder.ckpt``."""
     from ..encoder.codec_encoder import SemantiCodecEncoder
@@ -250,3 +231,34 @@ def _assert_materialized(module: nn.Module, what: str) -> None:
     left = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
     if left:
         raise CheckpointMismatchError(f"{what}: tensors not filled by the checkpoint: {left[:8]}")
+
+
+def load_official(checkpoint_dir: str | Path | None = None, token_rate: int = 100,
+                  semantic_vocab_size: int = 32768, *, config: CodecConfig | None = None,
+                  device: str | torch.device = "cpu", download: bool = False):
+    """The published checkpoints as a :class:`~semanticodec_rt.codec.SemantiCodec`.
+
+    Args:
+        checkpoint_dir: folder holding ``semanticodec_tokenrate_{R}/{encoder,decoder}.ckpt``
+            and ``codebook_idx/...``; ``None`` with ``download=True`` fetches them through
+            ``huggingface_hub`` (optional, needs the network).
+        token_rate, semantic_vocab_size: which published model.
+        config: override the architecture (tests use reduced widths); its token rate and
+            vocab then win.
+    Raises:
+        CheckpointMismatchError: a key is missing, unexpected or mis-shaped (names them).
+    """
+    from ..codec import SemantiCodec
+    from ..config import official_config
+
+    cfg = config or official_config(token_rate, semantic_vocab_size)
+    if checkpoint_dir is None:
+        if not download:
+            raise ValueError("give checkpoint_dir, or download=True to fetch from the hub")
+        checkpoint_dir = download_official(cfg)
+    enc_path, dec_path, cb_path = official_paths(checkpoint_dir, cfg)
+    codebook = read_codebook(cb_path, cfg.feature_dim)
+    cfg = config_for_codebook(cfg, codebook)
+    encoder = load_official_encoder(enc_path, cfg, codebook)
+    decoder = load_official_decoder(dec_path, cfg)
+    return SemantiCodec(cfg, encoder, decoder).to(device).eval()

@@ -1,37 +1,26 @@
-"""Streaming encode/decode: pcm blocks in, token positions out, and back.
+"""Windowing regimes: how audio and tokens are cut into the windows the networks run on.
 
-:class:`StreamingEncoder` and :class:`StreamingDecoder` pick the implementation from the model:
-the real-time presets (``cfg.stream`` set; latency of a few hundred ms) or the published
-10.24 s windowing (latency ~10.9 s: the official model cannot stream with less).  Both keep
-their state in explicit per-stage objects (``.state``) and give the same result as the offline
-``SemantiCodec.encode`` / ``decode`` for any block sizes.
+* :class:`~.official.OfficialWindowing` -- the published 10.24 s windows (latency ~10.9 s);
+* :class:`~.units.UnitWindowing` -- the real-time presets' 160 ms units (a few hundred ms).
+
+:func:`windowing_for` is the one place that tells the regimes apart; everything else asks the
+:class:`~.base.Windowing` a codec holds.  A new regime is one more implementation of that
+protocol, plus a line here.
 """
 
 from __future__ import annotations
 
-
-def _impl_classes(codec):
-    if codec.cfg.stream is not None:
-        from .units_stream import RTStreamingDecoder, RTStreamingEncoder
-
-        return RTStreamingEncoder, RTStreamingDecoder
-    from .official_stream import OfficialStreamingDecoder, OfficialStreamingEncoder
-
-    return OfficialStreamingEncoder, OfficialStreamingDecoder
+from ..config import CodecConfig
+from .base import CodecParts, Windowing
+from .official import OfficialWindowing
+from .units import UnitWindowing
 
 
-def StreamingEncoder(codec, batch_size: int = 1):
-    """``push(pcm [B, n]) -> tokens [B, m, 2]``, ``flush()``, ``reset()``, ``state``."""
-    return _impl_classes(codec)[0](codec, batch_size=batch_size)
+def windowing_for(cfg: CodecConfig) -> Windowing:
+    """The windowing of a config: rt presets carry a ``stream`` section, the published model none."""
+    if cfg.stream is None:
+        return OfficialWindowing(cfg)
+    return UnitWindowing(cfg)
 
 
-def StreamingDecoder(codec, batch_size: int = 1, steps=None, cfg_scale=None, eta=None, seed: int = 0, **kwargs):
-    """``push(tokens [B, m, 2]) -> pcm [B, 1, n]``, ``flush()``, ``reset()``, ``state``.
-
-    rt presets also take ``n_samples`` (the stream length, if known) to stop at the input length.
-    """
-    cls = _impl_classes(codec)[1]
-    return cls(codec, batch_size=batch_size, steps=steps, cfg_scale=cfg_scale, eta=eta, seed=seed, **kwargs)
-
-
-__all__ = ["StreamingEncoder", "StreamingDecoder"]
+__all__ = ["CodecParts", "Windowing", "OfficialWindowing", "UnitWindowing", "windowing_for"]

@@ -1,8 +1,38 @@
-"""Input checks shared by the streaming encoders and decoders."""
+"""Input checks shared by the windowings and their streaming encoders and decoders."""
 
 from __future__ import annotations
 
 import torch
+
+from ..config import CodecConfig
+
+
+def model_device(parts) -> torch.device:
+    """The device a codec's networks live on (read off the decoder's ``scale_factor`` buffer)."""
+    return parts.decoder.scale_factor.device
+
+
+def check_tokens(cfg: CodecConfig, tokens: torch.Tensor) -> torch.Tensor:
+    """Validate ``[B, L, 2]`` (or ``[L, 2]``) ids of a ``cfg`` model; returns batched int64."""
+    if not isinstance(tokens, torch.Tensor):
+        raise ValueError(f"tokens must be a tensor, got {type(tokens).__name__}")
+    if tokens.dim() == 2:
+        tokens = tokens[None]
+    if tokens.dim() != 3 or tokens.shape[-1] != 2:
+        raise ValueError(f"tokens must be [B, L, 2], got {list(tokens.shape)}")
+    if tokens.is_floating_point() or tokens.dtype == torch.bool:
+        raise ValueError(f"tokens must be integers, got {tokens.dtype}")
+    if tokens.shape[1] == 0:
+        raise ValueError("no tokens to decode (L = 0)")
+    tokens = tokens.long()
+    for i, (name, size) in enumerate(
+        (("semantic", cfg.semantic_vocab_size), ("acoustic", cfg.acoustic.codebook_size))
+    ):
+        ids = tokens[..., i]
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= size:
+            raise ValueError(f"{name} ids must be in [0, {size}), got range [{lo}, {hi}]")
+    return tokens
 
 
 def check_pcm(pcm: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -20,7 +50,7 @@ def check_pcm(pcm: torch.Tensor, batch_size: int) -> torch.Tensor:
     return pcm.detach().to("cpu", torch.float32)
 
 
-def check_stream_tokens(codec, tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
+def check_stream_tokens(cfg: CodecConfig, tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
     """``[B, m, 2]`` (``m >= 0``) ids in range -> int64 on the CPU."""
     if not isinstance(tokens, torch.Tensor):
         raise ValueError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
@@ -30,7 +60,7 @@ def check_stream_tokens(codec, tokens: torch.Tensor, batch_size: int) -> torch.T
         raise ValueError(f"tokens must be [{batch_size}, m, 2], got {list(tokens.shape)}")
     if tokens.shape[1] == 0:
         return tokens.to("cpu", torch.int64)
-    return codec.check_tokens(tokens).cpu()
+    return check_tokens(cfg, tokens).cpu()
 
 
 def check_missing(missing: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import SAMPLE_RATE, TOKEN_RATES
+from ..config import SAMPLE_RATE, stack_factor
 
 # Constants of the reference code (``semanticodec/main.py``).  They are the official values and
 # are deliberately not derived from a (possibly reduced) config: reduced test configs shrink the
@@ -44,13 +44,6 @@ WINDOW_OVERLAP_RATIO = 0.0625  # decoder windows overlap 0.64 s
 SEGMENT_DURATION = 10.24
 DECODED_WINDOW_SAMPLES = 163872  # vocoder output per window: 160 * 1024 + 32 (not 163840!)
 OVERLAP_SAMPLES = int(SEGMENT_DURATION * WINDOW_OVERLAP_RATIO * SAMPLE_RATE)  # 10240 = 0.64 s
-
-
-def stack_factor(token_rate: int) -> int:
-    """K = 100 / token_rate (1, 2 or 4): AudioMAE patches stacked into one token position."""
-    if token_rate not in TOKEN_RATES:
-        raise ValueError(f"token_rate must be one of {TOKEN_RATES}, got {token_rate!r}")
-    return 100 // token_rate
 
 
 def duration_s(n_samples: int, sample_rate: int = SAMPLE_RATE) -> float:

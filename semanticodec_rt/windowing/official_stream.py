@@ -1,4 +1,4 @@
-"""Streaming encode/decode for the published 10.24 s windowing (``cfg.stream is None``).
+"""Streaming encode/decode for the published 10.24 s windowing (:class:`.official.OfficialWindowing`).
 
 The official model is window-level and non-causal (architecture notes §18): every encoder token
 depends on its whole 10.24 s audio window (bidirectional ViT, BiLSTM), every decoded sample on
@@ -15,7 +15,7 @@ soon as the data it depends on has arrived, and give *exactly* the offline resul
   with the reference fades; ``flush`` decodes the remainder window and applies the reference
   trim.  Equals :meth:`SemantiCodec.decode` with the same ``steps/cfg_scale/eta/seed``.
 
-**Latency.**  ``algorithmic_latency_ms`` is ``cfg.algorithmic_latency_ms`` (10895 ms): an
+**Latency.**  ``algorithmic_latency_ms`` is the windowing's (10895 ms): an
 encoder window needs 10.24 s of audio plus the 15 ms the last fbank frame reaches past it, and
 a decoded sample is final only when its 0.64 s crossfade is resolved.  The official windowing
 cannot give less than ~10 s, whatever the compute speed (use an rt preset for low latency).
@@ -29,23 +29,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..config import SamplerConfig
 from ..decoder.conditioning import fill_window
+from ..decoder.diffusion.noise import seeded_noise
+from ..encoder.fbank import kaldi_fbank, normalize, pad_or_cut
 from . import official_lengths as lengths
-from ..encoder.fbank import kaldi_fbank, n_frames, normalize, pad_or_cut
+from .checks import check_pcm, check_stream_tokens, model_device
 from .overlap_add import _fade, numpy_linspace, overlap_samples
-from .checks import check_pcm, check_stream_tokens
 
 
 class StreamFinishedError(ValueError, RuntimeError):
     """``push``/``flush`` after ``flush`` without ``reset()`` (a ValueError and a RuntimeError)."""
-
-
-def _require_official(codec) -> None:
-    if codec.cfg.stream is not None:
-        raise ValueError(
-            "the Official* streaming classes implement the published 10.24 s windowing "
-            "(cfg.stream is None); use the rt streaming classes for an rt preset"
-        )
 
 
 def _check_batch_size(batch_size) -> int:
@@ -120,7 +114,7 @@ class OfficialStreamingEncoder:
     encoded when samples ``[0, 163840 (w + 1) + 240)`` have been pushed (its 1024 fbank frames
     of 400 samples every 160 reach 240 samples past its end).  The first token therefore leaves
     10.255 s after the stream starts, plus compute time.  ``algorithmic_latency_ms`` reports the
-    codec's end-to-end figure (``cfg.algorithmic_latency_ms``, ~10.9 s).
+    windowing's end-to-end figure (``OfficialWindowing.algorithmic_latency_ms``, ~10.9 s).
 
     Semantics (streamed == offline, for any block sizes):
 
@@ -151,34 +145,30 @@ class OfficialStreamingEncoder:
     ``codec.encode`` raises on empty audio; pcm must already be 16 kHz float (no resampling, no
     files).
 
+    Build it with ``codec.stream_encoder()`` (or :func:`semanticodec_rt.StreamingEncoder`).
+
     Args:
-        codec: a :class:`SemantiCodec` with ``cfg.stream is None``.
+        parts: the codec (its ``cfg``, ``encoder`` and ``decoder``).
+        windowing: its :class:`~.official.OfficialWindowing`.
         batch_size: B streams advanced in lockstep (every ``push`` carries B equal-length rows).
     """
 
-    def __init__(self, codec, batch_size: int = 1):
-        _require_official(codec)
-        self.codec = codec
-        self.cfg = codec.cfg
+    def __init__(self, parts, windowing, batch_size: int = 1):
+        self.parts = parts
+        self.cfg = parts.cfg
+        self.windowing = windowing
         self.batch_size = _check_batch_size(batch_size)
-        self.window_samples = lengths.SEGMENT_SAMPLES  # 163840
+        self.window_samples = windowing.unit_samples  # 163840
         # Samples the last frame of a window reaches past its end: 400 - 160 = 240.
         self.frame_tail = self.cfg.fbank.frame_length - self.cfg.fbank.frame_shift
-        self.tokens_per_window = lengths.tokens_per_window(self.cfg.token_rate)
-        if self.tokens_per_window != self.cfg.tokens_per_window:
-            raise ValueError(
-                f"config has {self.cfg.tokens_per_window} tokens per window, the published time "
-                f"grid {self.tokens_per_window}"
-            )
-        if n_frames(self.window_samples + self.frame_tail, self.cfg.fbank) != self.cfg.window_frames:
-            raise ValueError("fbank framing does not give window_frames frames per 10.24 s window")
+        self.tokens_per_window = windowing.unit_frames
         self.reset()
 
     # -- public ----------------------------------------------------------------------------------
     @property
     def algorithmic_latency_ms(self) -> float:
         """Input-to-output delay the windowing imposes (~10.9 s; before any compute time)."""
-        return self.cfg.algorithmic_latency_ms
+        return self.windowing.algorithmic_latency_ms
 
     @property
     def n_samples(self) -> int:
@@ -263,7 +253,7 @@ class OfficialStreamingEncoder:
             raise StreamFinishedError("stream already flushed: call reset() to start a new one")
 
     def _encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        tokens = self.codec.encoder.encode_window(mel.to(self.codec.device)).tokens
+        tokens = self.parts.encoder.encode_window(mel.to(model_device(self.parts))).tokens
         self._window.window_index += 1
         return tokens.cpu()
 
@@ -335,13 +325,13 @@ class OfficialStreamingDecoder:
     samples the last 10240 (0.64 s) are held back until the next window's crossfade (or
     ``flush``) resolves them.  The first sample leaves after 10.24 s of tokens, plus compute
     time (one full diffusion sampling per window).  ``algorithmic_latency_ms`` reports the
-    codec's end-to-end figure (``cfg.algorithmic_latency_ms``, ~10.9 s).
+    windowing's end-to-end figure (``OfficialWindowing.algorithmic_latency_ms``, ~10.9 s).
 
     Semantics (streamed == offline, for any chunking of the tokens):
 
     * a window's content does not depend on later tokens: the full window ``tokens[s, s + W)``
       is the same whether it is a middle window or the last one (``s + W == L``);
-    * per window: ``codec.decoder_feature``, -1 fill to W, the noise ``codec.decode`` uses for
+    * per window: ``encoder.tokens_to_feature``, -1 fill to W, the noise ``codec.decode`` uses for
       (seed, window index), ``decoder.generate`` with batch B -- the same calls as
       ``codec.decode`` (``windows_per_batch=1``);
     * incremental overlap-add with the reference fades (float64 ``numpy_linspace``, bitwise the
@@ -355,34 +345,30 @@ class OfficialStreamingDecoder:
     Difference: an empty stream (``flush`` with L = 0) returns ``[B, 1, 0]`` where
     ``codec.decode`` raises ValueError (no tokens to decode).
 
+    Build it with ``codec.stream_decoder()`` (or :func:`semanticodec_rt.StreamingDecoder`).
+
     Args:
-        codec: a :class:`SemantiCodec` with ``cfg.stream is None``.
+        parts: the codec (its ``cfg``, ``encoder`` and ``decoder``).
+        windowing: its :class:`~.official.OfficialWindowing`.
+        sampler: DDIM settings (the model's defaults with the caller's overrides).
         batch_size: B streams advanced in lockstep.
-        steps, cfg_scale, eta: DDIM settings (default: the config's sampler).
         seed: noise seed, as ``codec.decode(seed=...)``.
     """
 
-    def __init__(self, codec, batch_size: int = 1, steps=None, cfg_scale=None, eta=None, seed: int = 0):
-        _require_official(codec)
-        self.codec = codec
-        self.cfg = codec.cfg
+    def __init__(self, parts, windowing, sampler: SamplerConfig, batch_size: int = 1, seed: int = 0):
+        self.parts = parts
+        self.cfg = parts.cfg
+        self.windowing = windowing
         self.batch_size = _check_batch_size(batch_size)
-        s = self.cfg.sampler
-        self.steps = s.steps if steps is None else int(steps)
-        self.cfg_scale = s.cfg_scale if cfg_scale is None else float(cfg_scale)
-        self.eta = s.eta if eta is None else float(eta)
+        self.sampler = sampler
+        self.steps, self.cfg_scale, self.eta = sampler.steps, sampler.cfg_scale, sampler.eta
         self.seed = int(seed)
         rate = self.cfg.token_rate
-        self.window_tokens = lengths.tokens_per_window(rate)  # W
-        if self.window_tokens != self.cfg.decoder_window_tokens:
-            raise ValueError(
-                f"config has {self.cfg.decoder_window_tokens} decoder window tokens, the published "
-                f"time grid {self.window_tokens}"
-            )
+        self.window_tokens = windowing.decoder_window_tokens  # W
         self.stride = self.window_tokens - lengths.decoder_window_overlap_tokens(rate)
         self.overlap = overlap_samples()  # 10240
-        n_steps = len(codec.decoder.ddim(self.steps, self.eta))  # also validates steps / eta
-        self._noise = codec._seeded_noise(self.seed, self.batch_size, n_steps)
+        n_steps = len(parts.decoder.ddim(self.steps, self.eta))  # also validates steps / eta
+        self._noise = seeded_noise(parts.decoder.latent_shape, self.seed, self.batch_size, n_steps)
         self._fade_in = numpy_linspace(0.0, 1.0, self.overlap)
         self._fade_out = numpy_linspace(1.0, 0.0, self.overlap)
         self.reset()
@@ -391,7 +377,7 @@ class OfficialStreamingDecoder:
     @property
     def algorithmic_latency_ms(self) -> float:
         """Input-to-output delay the windowing imposes (~10.9 s; before any compute time)."""
-        return self.cfg.algorithmic_latency_ms
+        return self.windowing.algorithmic_latency_ms
 
     @property
     def n_tokens(self) -> int:
@@ -422,7 +408,7 @@ class OfficialStreamingDecoder:
         rejected chunk leaves the stream unchanged.
         """
         self._check_open()
-        tokens = check_stream_tokens(self.codec, tokens, self.batch_size)
+        tokens = check_stream_tokens(self.cfg, tokens, self.batch_size)
         tb = self._tokens
         if tokens.shape[1]:
             tb.tokens = torch.cat([tb.tokens, tokens], dim=1)
@@ -468,16 +454,16 @@ class OfficialStreamingDecoder:
         The same calls, in the same order and with the same shapes, as ``codec.decode`` with
         ``windows_per_batch=1``.
         """
-        codec = self.codec
+        parts, device = self.parts, model_device(self.parts)
         x_T, step = self._noise(self._sched.window_index)
-        x_T = torch.cat([x_T]).to(codec.device)
+        x_T = torch.cat([x_T]).to(device)
 
         def step_noise(i):
-            return torch.cat([step(i)]).to(codec.device)
+            return torch.cat([step(i)]).to(device)
 
-        feat = codec.decoder_feature(window_tokens)
-        feature = torch.cat([fill_window(feat, self.cfg.tokens_per_window)])
-        wave = codec.decoder.generate(
+        feat = parts.encoder.tokens_to_feature(window_tokens.to(device))
+        feature = torch.cat([fill_window(feat, self.window_tokens)])
+        wave = parts.decoder.generate(
             feature, x_T, step_noise, steps=self.steps, eta=self.eta, cfg_scale=self.cfg_scale
         )
         return wave.float().cpu()

@@ -8,6 +8,8 @@ draws from the global torch RNG without a seed.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 _MASK63 = (1 << 63) - 1
@@ -28,3 +30,19 @@ def window_noise(seed: int, window_index: int, shape: tuple[int, ...], n_steps: 
     """
     gen = torch.Generator(device="cpu").manual_seed(window_seed(seed, window_index))
     return torch.randn((n_steps + 1, *shape), generator=gen, dtype=torch.float32)
+
+
+# window index -> (x_T [B, C, T, F], step i -> noise [B, C, T, F])
+NoiseSource = Callable[[int], tuple[torch.Tensor, Callable[[int], torch.Tensor]]]
+
+
+def seeded_noise(latent_shape: tuple[int, ...], seed: int, batch: int, n_steps: int) -> NoiseSource:
+    """The default noise of a windowed decode: window w draws from (seed, w) only, the same for
+    every batch item, whatever batch or stream the window is decoded in."""
+    shape = (1, *latent_shape)
+
+    def source(w: int):
+        z = window_noise(seed, w, shape, n_steps).expand(-1, batch, *shape[1:])
+        return z[0], lambda i: z[1 + i]
+
+    return source

@@ -41,8 +41,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import DataError
-from . import fetch
+from . import DataError, fetch
 from . import manifest as mf
 from .convert import convert_task, find_ffmpeg, needs_ffmpeg, worker_init
 from .packages import CLASSES, HELD_OUT, SMOKE_MAX_FILES, Package, get_package, packages_for_tier

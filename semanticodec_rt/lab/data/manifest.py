@@ -28,11 +28,11 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Optional
 
+from ...config import SAMPLE_RATE
 from .packages import CLASSES
 from .splits import SPLITS
 
 FIELDS = ("path", "cls", "pkg", "licence", "src", "orig_sr", "dur", "split", "group")
-SAMPLE_RATE = 16000
 NAME = "manifest.jsonl"
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import correlate
 
-SAMPLE_RATE = 16000
+from ...config import SAMPLE_RATE
+
 ENVELOPE_STEP_S = 0.0025  # envelope resolution: 2.5 ms
 MAX_DELAY_S = 0.25  # search range of the envelope lag (both directions)
 REFINE_MIN_CORR = 0.3  # waveform refinement is accepted above this normalised correlation

@@ -23,15 +23,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ...config import SAMPLE_RATE
 from . import EvalError
 
-SAMPLE_RATE = 16000
 CODEC2_MODES = ("3200", "2400", "1600", "1400", "1300", "1200", "700C")
 OPUS_MIN_KBPS, OPUS_MAX_KBPS = 6.0, 256.0
 _PACKAGES = {"c2enc": "codec2", "c2dec": "codec2", "sox": "sox", "opusenc": "opus-tools",
@@ -172,10 +171,3 @@ def run_baseline(spec: str | Baseline, audio, sr: int = SAMPLE_RATE, workdir: st
         kbps = bits.stat().st_size * 8 / duration / 1000
         y = _read_wav(dec, SAMPLE_RATE)
     return y, kbps
-
-
-def timed_run(spec: str | Baseline, audio, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, float, float]:
-    """:func:`run_baseline` plus the wall time in seconds."""
-    t = time.perf_counter()
-    y, kbps = run_baseline(spec, audio, sr)
-    return y, kbps, time.perf_counter() - t

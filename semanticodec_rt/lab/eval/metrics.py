@@ -54,7 +54,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ...audio.mel import mel_filterbank
+from ...config import SAMPLE_RATE
 
 #: ViSQOL speech-mode similarity -> MOS mapping: "lattice" (deep-lattice TFLite model, the C++
 #: default; needs ai-edge-litert) or "exponential" (visqol's fallback).  Pinned; see module doc.
@@ -256,47 +257,7 @@ def visqol_speech(ref, deg, sr: int = SAMPLE_RATE) -> float:
         return _fail("visqol", f"{type(e).__name__}: {e}")
 
 
-# -- spectral / waveform distances (own implementations) ---------------------------------------
-def _hz_to_mel(f):
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    logstep = np.log(6.4) / 27.0
-    lin = f / f_sp
-    log = min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep
-    return np.where(f >= min_log_hz, log, lin)
-
-
-def _mel_to_hz(m):
-    m = np.asarray(m, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-_fb_cache: dict[tuple, np.ndarray] = {}
-
-
-def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = LOGMEL_N_FFT, n_mels: int = LOGMEL_N_MELS,
-                   fmin: float = 0.0, fmax: Optional[float] = None) -> np.ndarray:
-    """``[n_mels, n_fft // 2 + 1]`` triangular filters on the Slaney mel scale, each scaled to
-    unit area in Hz (``2 / (f_right - f_left)``)."""
-    key = (sr, n_fft, n_mels, fmin, fmax)
-    if key not in _fb_cache:
-        fmax = sr / 2 if fmax is None else fmax
-        bins = np.linspace(0, sr / 2, n_fft // 2 + 1)
-        edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-        width = np.diff(edges)
-        ramps = edges[:, None] - bins[None, :]
-        rising = -ramps[:-2] / width[:-1, None]
-        falling = ramps[2:] / width[1:, None]
-        weights = np.maximum(0.0, np.minimum(rising, falling))
-        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-        _fb_cache[key] = weights
-    return _fb_cache[key]
-
-
+# -- spectral / waveform distances (own implementations; mel filters: semanticodec_rt.audio.mel) ---
 def log_mel(x, sr: int = SAMPLE_RATE) -> np.ndarray:
     """``[n_mels, frames]`` of ``log(mel power + 1e-5)`` (parameters in the module doc)."""
     x = _mono16k(x, sr)

@@ -35,12 +35,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ...config import SAMPLE_RATE
 from . import EvalError
 from . import align as _align
 from . import baselines as _baselines
 from . import metrics as _metrics
 
-SAMPLE_RATE = 16000
 CLASSES = ("speech", "music", "sfx")
 OTHER = "other"
 SPLITS = ("train", "valid", "test", "test_unseen")
@@ -202,7 +202,7 @@ class ModelCodec:
         tokens = self.codec.encode(wave, SAMPLE_RATE)
         y = self.codec.decode(tokens, steps=self.steps, seed=self.seed, n_samples=len(x))
         info = dataclasses.replace(
-            StreamInfo.from_config(self.codec.cfg, n_samples=len(x), n_frames=tokens.shape[1]),
+            StreamInfo.for_codec(self.codec, n_samples=len(x), n_frames=tokens.shape[1]),
             model=self.codec.model_sha)
         buf = io.BytesIO()
         write_scrt(buf, info, tokens[0].numpy())

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .configs import from_dict
-from .stages import STAGES
+from .configs import STAGES, from_dict
 
 
 def run_config(run_dir: str | Path):
@@ -31,9 +30,9 @@ def assemble(run_dir: str | Path):
     """Build the trained :class:`SemantiCodec` from a finished run (all five stages)."""
     from safetensors.torch import load_file
 
+    from ...codec import SemantiCodec
     from ...decoder.latent_diffusion import LatentDiffusionDecoder
     from ...encoder.codec_encoder import SemantiCodecEncoder
-    from ...codec import SemantiCodec
 
     run_dir = Path(run_dir)
     tcfg = run_config(run_dir)

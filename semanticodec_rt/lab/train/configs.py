@@ -175,7 +175,9 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-STAGE_FIELDS = ("mae", "kmeans", "vae", "vocoder", "ldm", "distill")
+#: the teacher pipeline, in order; ``distill`` comes after it, on a finished teacher (``--teacher``)
+STAGES = ("mae", "kmeans", "vae", "vocoder", "ldm")
+STAGE_FIELDS = (*STAGES, "distill")
 
 
 def _smoke() -> TrainConfig:

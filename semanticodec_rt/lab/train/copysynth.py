@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ...audio.mel import HOP, log_mel
 from ...decoder.synthesis.hifigan import HiFiGAN
 from ...decoder.synthesis.vae import AutoencoderKL
 from .assemble import run_config
-from ...audio.mel import HOP, log_mel
 
 MODES = ("vae+vocoder", "vocoder")
 

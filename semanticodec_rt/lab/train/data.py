@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...config import SAMPLE_RATE
 from ..data.manifest import NAME as MANIFEST_NAME
 
 CLASSES = ("speech", "music", "sfx")
-SAMPLE_RATE = 16000
 
 
 class TrainDataError(ValueError):

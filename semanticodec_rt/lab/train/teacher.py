@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from ...decoder.conditioning import fill_window
+from ...audio.mel import log_mel
 from ...config import CodecConfig
 from ...decoder.synthesis.vae import AutoencoderKL
-from ...windowing.units import unit_windows, window_samples
-from ...audio.mel import HOP, log_mel
+from ...windowing import windowing_for
 
 _VAE_ENCODER_PREFIXES = ("first_stage_model.encoder.", "first_stage_model.quant_conv.")
 
@@ -67,19 +65,18 @@ def load_teacher(spec: str, device: str | torch.device = "cpu", vae_path: str | 
     checkpoint file (then ``vae_path``, a ``RUN/vae/final.safetensors``, gives the VAE encoder).
 
     ``official_config`` overrides the published architecture for ``official:`` folders (as
-    :meth:`SemantiCodec.from_official` allows; tests use reduced widths).
+    :func:`~semanticodec_rt.weights.official.load_official` allows; tests use reduced widths).
     """
     from safetensors.torch import load_file
 
     if spec.startswith("official:"):
         from ...weights import official
-        from ...codec import SemantiCodec
 
         name, rate, vocab = official.parse_official_spec(spec[len("official:"):])
         if not name:
             raise ValueError("--teacher official:DIR[:RATE[:VOCAB]] needs a folder")
         folder = Path(name).expanduser()
-        codec = SemantiCodec.from_official(folder, rate, vocab, device="cpu", config=official_config)
+        codec = official.load_official(folder, rate, vocab, device="cpu", config=official_config)
         dec_path = folder / official.checkpoint_subdir(rate) / "decoder.ckpt"
         weights = load_file(vae_path) if vae_path else official.read_state_dict(dec_path)
         vae = _vae_with_encoder(codec.cfg, weights, str(vae_path or dec_path))
@@ -106,47 +103,30 @@ def load_teacher(spec: str, device: str | torch.device = "cpu", vae_path: str | 
 
 
 def crop_samples(cfg: CodecConfig, seconds: float) -> int:
-    """Samples of one training crop: whole streaming units, or one official 10.24 s window."""
-    if cfg.stream is None:
-        return cfg.window_samples
-    us = cfg.unit_columns * cfg.column_samples
-    return max(1, round(seconds * cfg.sample_rate / us)) * us
+    """Samples of one training crop (whole streaming units, or one official 10.24 s window)."""
+    return windowing_for(cfg).crop_samples(seconds)
 
 
 def windows_per_crop(cfg: CodecConfig, samples: int) -> int:
-    if cfg.stream is None:
-        return 1
-    return samples // (cfg.unit_columns * cfg.column_samples)
+    """Decoder windows in a crop of ``samples``."""
+    return windowing_for(cfg).windows_per_crop(samples)
 
 
 @torch.no_grad()
 def window_latents(vae: AutoencoderKL, cfg: CodecConfig, audio: torch.Tensor) -> torch.Tensor:
     """``[B, n]`` crops -> ``[B * W, C, T_l, F_l]`` unscaled VAE posterior means, one per decoder
-    window (W per crop, :func:`windows_per_crop`).
-
-    Streaming presets: window u covers the audio of units ``u + 1 - decoder_units .. u`` (zeros
-    before the crop, a stream start).  Official: the crop is one 10.24 s window.
-    """
-    if cfg.stream is None:
-        mel = log_mel(audio)[:, : cfg.window_frames]
-        return vae.encode(mel.unsqueeze(1)).mode()
-    ws, us = window_samples(cfg), cfg.unit_columns * cfg.column_samples
-    units = audio.shape[1] // us
-    mel = log_mel(F.pad(audio, (ws - us, 0)))  # [B, frames, 64]
-    per_win, hop_units = ws // HOP, us // HOP
-    wins = torch.stack([mel[:, u * hop_units : u * hop_units + per_win] for u in range(units)], 1)
-    return vae.encode(wins.reshape(-1, 1, per_win, mel.shape[-1])).mode()
+    window (W per crop, :func:`windows_per_crop`; which audio each window covers is the
+    windowing's ``mel_windows``)."""
+    return vae.encode(windowing_for(cfg).mel_windows(log_mel, audio)).mode()
 
 
 @torch.no_grad()
 def window_features(codec, audio: torch.Tensor) -> torch.Tensor:
     """``[B, n]`` crops -> ``[B * W, Tw, 2F]`` decoder features (tokens from ``codec.encode``,
     then exactly the windows :meth:`SemantiCodec.decode` conditions on, ``-1`` filled)."""
-    cfg = codec.cfg
-    tokens = codec.encode(audio, cfg.sample_rate)
+    tokens = codec.encode(audio, codec.cfg.sample_rate)
     with torch.inference_mode():
         feats = codec.decoder_feature(tokens)
     feats = feats.clone()  # a normal tensor: inference-mode ones cannot enter an autograd graph
-    if cfg.stream is None:
-        return fill_window(feats[:, : cfg.tokens_per_window], cfg.tokens_per_window)
-    return unit_windows(feats, cfg, windows_per_crop(cfg, audio.shape[1])).flatten(0, 1)
+    windowing = codec.windowing
+    return windowing.feature_windows(feats, windowing.windows_per_crop(audio.shape[1]))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ..configs import STAGES
+
+__all__ = ["STAGES", "stage_class"]
+
 
 def stage_class(name: str):
     """The :class:`~.base.Stage` subclass of a stage name (imported on demand)."""
@@ -21,6 +25,3 @@ def stage_class(name: str):
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES + ('distill',))}")
     return cls
 
-
-#: the teacher pipeline; ``distill`` comes after it, on a finished teacher (``--teacher``)
-STAGES = ("mae", "kmeans", "vae", "vocoder", "ldm")

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ....decoder.conditioning import make_contexts
 from ....config import SamplerConfig
+from ....decoder.conditioning import make_contexts
 from ..progressive import grid_alphas, target_v, teacher_walk
 from ..teacher import crop_samples, load_teacher, window_features, window_latents, windows_per_crop
 from .base import Stage
@@ -172,8 +172,8 @@ class DistillStage(Stage):
     # -- students as codecs ------------------------------------------------------------------------
     def student_codec(self, steps: int, unet_state: dict):
         """The teacher codec with this UNet and the student's sampler (``steps``, trailing grid)."""
-        from ....decoder.latent_diffusion import LatentDiffusionDecoder
         from ....codec import SemantiCodec
+        from ....decoder.latent_diffusion import LatentDiffusionDecoder
 
         t = self.teacher.codec
         cfg = dataclasses.replace(

@@ -1,7 +1,7 @@
 """Stage ``kmeans``: the semantic codebooks, mini-batch k-means on frozen ViT features.
 
 Features are what the encoder quantises at inference: every unit's grouped ViT token features
-(:func:`~semanticodec_rt.windowing.units.unit_representation`, the stack factor of the
+(:func:`~semanticodec_rt.windowing.unit_grid.unit_representation`, the stack factor of the
 config's token rate), from the ``mae`` stage's weights.  Several codebook sizes (``vocabs``) are
 fitted side by side from the same features.
 
@@ -28,7 +28,7 @@ import torch
 
 from .... import ops
 from ....encoder.codec_encoder import SemantiCodecEncoder
-from ....windowing.units import unit_representation
+from ....windowing.unit_grid import unit_representation
 from ..data import CropSource, TrainDataError
 from ..distributed import gather_batch
 from ..teacher import crop_samples

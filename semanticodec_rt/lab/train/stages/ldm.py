@@ -32,12 +32,12 @@ from torch import nn
 from .... import ops
 from ....decoder.conditioning import make_contexts
 from ....decoder.diffusion.schedule import make_schedule
-from ....encoder.acoustic import build_acoustic_lstm, build_acoustic_projection
-from ....encoder.positional import PositionalEncoding
 from ....decoder.diffusion.unet import UNet
 from ....decoder.synthesis.vae import AutoencoderKL
+from ....encoder.acoustic import build_acoustic_lstm, build_acoustic_projection
+from ....encoder.positional import PositionalEncoding
 from ....encoder.vq import AcousticVQ
-from ....windowing.units import unit_representation, unit_windows
+from ....windowing.unit_grid import unit_representation, unit_windows
 from ..distributed import all_sum, gather_batch
 from ..teacher import crop_samples, window_latents, windows_per_crop
 from .base import Stage

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ....encoder.vit import MaskedAutoencoderViT
-from ....windowing.units import frames_from_samples, tail_samples
+from ....windowing.unit_grid import frames_from_samples, tail_samples
 from .base import Stage
 
 

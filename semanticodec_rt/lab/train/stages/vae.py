@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from ..discriminators import PatchDiscriminator
-from ....decoder.synthesis.vae import AutoencoderKL
-from ..losses import discriminator_loss, generator_loss
 from ....audio.mel import HOP, log_mel
+from ....decoder.synthesis.vae import AutoencoderKL
+from ..discriminators import PatchDiscriminator
+from ..losses import discriminator_loss, generator_loss
 from .base import Stage
 
 

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import torch
 
-from ..discriminators import HiFiGANDiscriminator
-from ....decoder.synthesis.hifigan import HiFiGAN
-from ..losses import discriminator_loss, feature_loss, generator_loss
 from ....audio.mel import HOP, log_mel
+from ....decoder.synthesis.hifigan import HiFiGAN
+from ..discriminators import HiFiGANDiscriminator
+from ..losses import discriminator_loss, feature_loss, generator_loss
 from .base import Stage
 
 

@@ -1,6 +1,6 @@
-"""Streaming encoder and decoder of the real-time presets (``cfg.stream`` set).
+"""Streaming encoder and decoder of the real-time unit grid (:class:`.units.UnitWindowing`).
 
-State is explicit and per stage (see :mod:`.rt_compute` for the time grid):
+State is explicit and per stage (see :mod:`.unit_grid` for the time grid):
 
 * :class:`FbankState` -- samples not yet cut into 25 ms frames, and the frames of the
   current, incomplete 160 ms column;
@@ -12,7 +12,7 @@ State is explicit and per stage (see :mod:`.rt_compute` for the time grid):
   output.
 
 Streamed output equals :meth:`SemantiCodec.encode` / ``decode`` for any block sizes: both run
-the functions of :mod:`.rt_compute` and the noise of unit u depends on (seed, u) only.
+the functions of :mod:`.unit_grid` and the noise of unit u depends on (seed, u) only.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..config import SamplerConfig
 from ..decoder.conditioning import NO_TOKEN
-from . import units as rc
-from .checks import check_missing, check_pcm, check_stream_tokens
+from . import unit_grid as rc
+from .checks import check_missing, check_pcm, check_stream_tokens, model_device
 
 
 @dataclass
@@ -55,15 +56,18 @@ class DecoderState:
 
 
 class RTStreamingEncoder:
-    """pcm blocks of any size in, token positions out (whole units, ``T_u`` positions each)."""
+    """pcm blocks of any size in, token positions out (whole units, ``T_u`` positions each).
 
-    def __init__(self, codec, batch_size: int = 1):
-        self.codec, self.cfg, self.batch_size = codec, codec.cfg, batch_size
+    Build it with ``codec.stream_encoder()`` (or :func:`semanticodec_rt.StreamingEncoder`).
+    """
+
+    def __init__(self, parts, windowing, batch_size: int = 1):
+        self.parts, self.cfg, self.windowing, self.batch_size = parts, parts.cfg, windowing, batch_size
         self.reset()
 
     @property
     def algorithmic_latency_ms(self) -> float:
-        return self.cfg.algorithmic_latency_ms
+        return self.windowing.algorithmic_latency_ms
 
     def reset(self) -> None:
         b, cfg = self.batch_size, self.cfg
@@ -149,30 +153,37 @@ class RTStreamingEncoder:
             ctx.first_column += drop
         b = self.batch_size
         flat = torch.stack(windows, dim=1).reshape(b * len(windows), w_cols, cfg.vit.patch, -1)
-        enc = self.codec.encoder
-        rep = rc.semantic_features(enc, cfg, flat.to(self.codec.device)).reshape(b, len(windows) * cfg.tokens_per_unit, -1)
+        enc = self.parts.encoder
+        rep = rc.semantic_features(enc, cfg, flat.to(model_device(self.parts))).reshape(b, len(windows) * cfg.tokens_per_unit, -1)
         tokens, self.lstm.hc = rc.acoustic_step(enc, rep, self.lstm.hc)
         self.n_tokens += tokens.shape[1]
         return tokens.cpu()
 
 
 class RTStreamingDecoder:
-    """Token positions in (any count), audio out: one decoder window per completed unit."""
+    """Token positions in (any count), audio out: one decoder window per completed unit.
 
-    def __init__(self, codec, batch_size: int = 1, steps=None, cfg_scale=None, eta=None, seed: int = 0,
+    Build it with ``codec.stream_decoder()`` (or :func:`semanticodec_rt.StreamingDecoder`).
+
+    Args:
+        parts: the codec (its ``cfg``, ``encoder`` and ``decoder``).
+        windowing: its :class:`~.units.UnitWindowing`.
+        sampler: DDIM settings (the model's defaults with the caller's overrides).
+        seed: noise seed; unit u draws from (seed, u) only.
+        n_samples: the stream length when known (e.g. from a bitstream header): never emit past it.
+    """
+
+    def __init__(self, parts, windowing, sampler: SamplerConfig, batch_size: int = 1, seed: int = 0,
                  n_samples: int | None = None):
-        s = codec.cfg.sampler
-        self.codec, self.cfg, self.batch_size, self.seed = codec, codec.cfg, batch_size, int(seed)
-        # Known stream length (e.g. from a bitstream header): never emit past it.
+        self.parts, self.cfg, self.windowing = parts, parts.cfg, windowing
+        self.batch_size, self.seed = batch_size, int(seed)
         self.n_samples = n_samples
-        self.steps = s.steps if steps is None else int(steps)
-        self.cfg_scale = s.cfg_scale if cfg_scale is None else float(cfg_scale)
-        self.eta = s.eta if eta is None else float(eta)
+        self.steps, self.cfg_scale, self.eta = sampler.steps, sampler.cfg_scale, sampler.eta
         self.reset()
 
     @property
     def algorithmic_latency_ms(self) -> float:
-        return self.cfg.algorithmic_latency_ms
+        return self.windowing.algorithmic_latency_ms
 
     def reset(self) -> None:
         b = self.batch_size
@@ -195,7 +206,7 @@ class RTStreamingDecoder:
         """
         if self.finished:
             raise RuntimeError("stream already flushed: call reset() to start a new one")
-        tokens = check_stream_tokens(self.codec, tokens, self.batch_size)
+        tokens = check_stream_tokens(self.cfg, tokens, self.batch_size)
         missing = check_missing(missing, tokens.shape[:2])
         st, tu = self.dec, self.cfg.tokens_per_unit
         buf = torch.cat([st.tokens, tokens], dim=1)
@@ -204,7 +215,7 @@ class RTStreamingDecoder:
         st.tokens, st.missing = buf[:, n_units * tu :], mask[:, n_units * tu :]
         if n_units == 0:
             return torch.zeros(self.batch_size, 1, 0)
-        feats = self.codec.decoder_feature(buf[:, : n_units * tu])
+        feats = self.parts.encoder.tokens_to_feature(buf[:, : n_units * tu].to(model_device(self.parts)))
         mask = mask[:, : n_units * tu]
         if mask.any():
             feats = feats.masked_fill(mask[..., None].to(feats.device), NO_TOKEN)
@@ -246,7 +257,7 @@ class RTStreamingDecoder:
         allf = torch.cat([hist, feats], dim=1)
         units = list(range(st.next_unit, st.next_unit + n_units))
         out, st.tail = rc.decode_unit_group(
-            self.codec, allf, hist.shape[1], units, st.tail,
+            self.parts, allf, hist.shape[1], units, st.tail,
             seed=self.seed, steps=self.steps, eta=self.eta, cfg_scale=self.cfg_scale,
         )
         st.history = allf[:, allf.shape[1] - keep :] if keep else None
