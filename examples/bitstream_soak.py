@@ -10,9 +10,9 @@ run with the seed and round to reproduce it.  Not part of CI (tests/test_bitstre
 10k-input version).
 """
 
+import argparse
 import io
 import random
-import sys
 import time
 import zlib
 
@@ -79,5 +79,8 @@ def main(n: int, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000,
-         int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rounds", type=int, nargs="?", default=10_000, help="streams to try (default 10000)")
+    ap.add_argument("seed", type=int, nargs="?", default=0, help="seed of the run (default 0)")
+    a = ap.parse_args()
+    main(a.rounds, a.seed)

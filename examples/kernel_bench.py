@@ -1,5 +1,5 @@
 """Kernel microbenchmarks: a table per backend and size, with speed-ups over the torch
-formulations the reference code uses (see semanticodec_rt/ops/benchmark.py for the method).
+formulations the reference code uses (see semanticodec_rt/lab/bench/kernel_bench.py for the method).
 
     python examples/kernel_bench.py --quick            # CPU, headline sizes, ~1 minute
     python examples/kernel_bench.py --device cuda      # full grid on a GPU, + CUDA-graph window decode
@@ -28,15 +28,15 @@ STEP_SHAPES = [(2, 8, 8, 16), (16, 8, 8, 16), (2, 8, 256, 16)]
 
 def graph_window_rows(device: torch.device, repeat: int) -> list[B.Row]:
     """One rt-small decoder window, 4 steps with guidance: eager loop vs CUDA-graph replay."""
+    from semanticodec_rt.codec import SemantiCodec
     from semanticodec_rt.config import rt_config
     from semanticodec_rt.decoder.diffusion.ddim import sample
     from semanticodec_rt.decoder.diffusion.graph import GraphedSampler
-    from semanticodec_rt.codec import SemantiCodec
 
     codec = SemantiCodec.random(rt_config("rt-small", 100), device=device)
     dec = codec.decoder
     sched = dec.ddim(4, 0.0)
-    x_shape, c_shape = (1, *dec.latent_shape), (1, codec.cfg.decoder_window_tokens, codec.cfg.context_dim)
+    x_shape, c_shape = (1, *dec.latent_shape), (1, codec.windowing.decoder_window_tokens, codec.cfg.context_dim)
     x, cond, uncond = torch.randn(x_shape, device=device), torch.randn(c_shape, device=device), torch.randn(c_shape, device=device)
     sac, s1m = dec.sqrt_alphas_cumprod.cpu(), dec.sqrt_one_minus_alphas_cumprod.cpu()
     graphed = GraphedSampler(dec._denoise, sched, sac, s1m, x_shape, c_shape, device=device)
@@ -66,6 +66,9 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
+    from semanticodec_rt import ops
+
+    print(f"backends built: {', '.join(ops.available_backends())}; {ops.build_info()}", flush=True)
     t0 = time.time()
     ceilings = B.measured_ceilings(device)
     rows: list[B.Row] = []

@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(repeatable; e.g. encoder.encoder. for the acoustic LSTM)")
     args = ap.parse_args(argv)
 
-    from semanticodec_rt.weights import checkpoint
     from semanticodec_rt.audio.load import load_waveform
+    from semanticodec_rt.weights import checkpoint
 
     src = checkpoint.load(args.model)
     sha = checkpoint.save(src, args.out, storage=args.storage, keep_float16=tuple(args.keep_float16),

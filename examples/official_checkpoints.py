@@ -5,6 +5,11 @@ runs with random weights.
     python examples/official_checkpoints.py --checkpoints DIR --token-rate 100 --vocab 32768 \
         --input speech.wav --output decoded.wav
 
+    # the same, fetching them first into the Hugging Face cache (needs `pip install
+    # huggingface_hub` and the network)
+    python examples/official_checkpoints.py --download --token-rate 100 --vocab 32768 \
+        --input speech.wav --output decoded.wav
+
     # no weights needed: full-size model, random weights, a 12 s synthetic signal
     python examples/official_checkpoints.py --random-weights --token-rate 100 --seconds 12
 
@@ -14,6 +19,7 @@ Random weights produce noise, not audio: that mode only checks shapes and times 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 import time
@@ -23,9 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semanticodec_rt.config import SAMPLE_RATE, official_config  # noqa: E402
-from semanticodec_rt.windowing import official_lengths as lengths  # noqa: E402
 from semanticodec_rt.codec import SemantiCodec  # noqa: E402
+from semanticodec_rt.config import SAMPLE_RATE, official_config  # noqa: E402
+from semanticodec_rt.weights.official import download_official, load_official  # noqa: E402
+from semanticodec_rt.windowing import official_lengths as lengths  # noqa: E402
 
 
 def test_signal(seconds: float, sr: int = SAMPLE_RATE) -> torch.Tensor:
@@ -41,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoints", type=Path, help="folder with the official checkpoints")
+    src.add_argument("--download", action="store_true",
+                     help="fetch the checkpoints of --token-rate/--vocab from the hub first "
+                          "(needs huggingface_hub and the network)")
     src.add_argument("--random-weights", action="store_true", help="full-size model with random weights")
     p.add_argument("--token-rate", type=int, default=100, choices=(100, 50, 25))
     p.add_argument("--vocab", type=int, default=32768, help="semantic vocab size (4096..32768)")
@@ -65,7 +75,25 @@ def main(argv=None) -> int:
         print(f"[random weights] building full-size {cfg.name}: the output is noise, not audio")
         codec = SemantiCodec.random(cfg, seed=args.seed, device=args.device)
     else:
-        codec = SemantiCodec.from_official(args.checkpoints, args.token_rate, args.vocab, device=args.device)
+        folder = args.checkpoints
+        if args.download:
+            if importlib.util.find_spec("huggingface_hub") is None:
+                print("official_checkpoints: --download needs huggingface_hub: pip install huggingface_hub",
+                      file=sys.stderr)
+                return 1
+            try:
+                folder = download_official(cfg)
+            except Exception as e:  # no network, hub refused: one line
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                print(f"official_checkpoints: cannot fetch the checkpoints from the hub (network?): "
+                      f"{type(e).__name__} {msg}", file=sys.stderr)
+                return 1
+            print(f"checkpoints: {folder}")
+        try:
+            codec = load_official(folder, args.token_rate, args.vocab, device=args.device)
+        except (OSError, ValueError) as e:  # missing files, mismatched keys: one line naming them
+            print(f"official_checkpoints: {e}", file=sys.stderr)
+            return 1
     n_enc = sum(p.numel() for p in codec.encoder.parameters())
     n_dec = sum(p.numel() for p in codec.decoder.parameters())
     print(f"built in {time.perf_counter() - t0:.1f} s: encoder {n_enc / 1e6:.1f} M params, decoder {n_dec / 1e6:.1f} M")

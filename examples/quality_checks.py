@@ -20,9 +20,9 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from semanticodec_rt.weights import checkpoint
 from semanticodec_rt.lab.train.copysynth import MODES, CopySynthesis
 from semanticodec_rt.lab.train.probe import markdown, run_probes
+from semanticodec_rt.weights import checkpoint
 
 
 def main() -> None:

@@ -12,13 +12,18 @@ Three parts:
    i.i.d. packet loss on the same tokens), scored against the *lossless* decode with the same
    noise seed: log-mel distance (lower is better) and SI-SDR (higher is better).
 
-With the default random-weight model (no trained checkpoint is shipped) the decoder turns any
-tokens into shaped noise, so part 3 measures how far each strategy moves the decoder's output
-from the lossless one, not how speech sounds: treat it as a weak signal and rerun it with
-``--model CHECKPOINT`` once a trained model exists.
+The model is the shipped default (``sc.load_model()``: the distilled rt-small at token rate 100,
+MODEL_CARD.md) unless ``--model`` names another: a checkpoint path, or ``preset:NAME`` (random
+weights: the decoder turns any tokens into shaped noise, so part 3 then measures only how far
+each strategy moves the decoder's output from the lossless one). The default model's audio
+quality is low, so read part 3 as a comparison of the two strategies, not as how speech sounds.
 
-    python examples/voice_link.py                       # ~2 min on 2 busy CPU cores
+The default speech clip comes from Debian's ``asterisk-core-sounds-en-wav``; without it the
+example prints one line saying what to install (or pass ``--audio FILE``) and exits with 1.
+
+    python examples/voice_link.py                       # ~5 min on 2 busy CPU cores (30 s clip)
     python examples/voice_link.py --seconds 10 --loss 0.2 --plc pad
+    python examples/voice_link.py --model preset:rt-tiny-r100    # random weights, faster
 """
 
 from __future__ import annotations
@@ -30,16 +35,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semanticodec_rt.config import rt_config
-from semanticodec_rt.lab.eval.metrics import logmel_distance, si_sdr
+import semanticodec_rt as sc
 from semanticodec_rt.audio.load import load_waveform
+from semanticodec_rt.lab.eval.metrics import logmel_distance, si_sdr
 from semanticodec_rt.link import CodecDecoder, Concealer, Impairments, Packetizer, link_info, run_loopback
 from semanticodec_rt.link.datagram import DatagramKind
 from semanticodec_rt.link.stats import summary_lines
-from semanticodec_rt.codec import SemantiCodec
-from semanticodec_rt.windowing import StreamingEncoder
 
-SPEECH = Path("/usr/share/asterisk/sounds/en_US_f_Allison/demo-congrats.wav")
+SPEECH = Path("/usr/share/asterisk/sounds/en_US_f_Allison/demo-congrats.wav")  # asterisk-core-sounds-en-wav
 KEY = b"voice-link-example-key-0123456789"
 
 
@@ -47,7 +50,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--audio", type=Path, default=SPEECH, help="speech file (any rate; default %(default)s)")
     ap.add_argument("--seconds", type=float, help="use only the first S seconds (default: all)")
-    ap.add_argument("--model", help="checkpoint path (default: rt-tiny-r100 with random weights)")
+    ap.add_argument("--model", help="model spec: a checkpoint path or preset:NAME (random weights); "
+                    "default: the shipped model")
     ap.add_argument("--loss", type=float, default=0.1, help="relay packet loss of part 1 (default 0.1)")
     ap.add_argument("--plc", choices=("repeat", "pad"), default="repeat", help="concealment of part 1")
     ap.add_argument("--frames-per-packet", type=int, help="part 1 (default: one unit)")
@@ -58,13 +62,24 @@ def main() -> int:
     torch.set_num_threads(1)  # small batches: threads only spin against each other here
     torch.set_flush_denormal(True)
 
-    if args.model:
-        from semanticodec_rt.weights import checkpoint
-
-        codec = checkpoint.load(args.model)
-    else:
-        codec = SemantiCodec.random(rt_config("rt-tiny", 100), seed=0)
-        print("model: rt-tiny-r100 with RANDOM WEIGHTS (its audio is noise; see the docstring)")
+    if not args.audio.exists():
+        if args.audio == SPEECH:
+            print(f"voice_link: the speech clip {SPEECH} is missing: apt-get install asterisk-core-sounds-en-wav "
+                  "(or pass --audio FILE)", file=sys.stderr)
+        else:
+            print(f"voice_link: error: no such audio file: {args.audio}", file=sys.stderr)
+        return 1
+    spec = args.model
+    try:
+        codec = sc.load_model(spec, random_weights_ok=bool(spec) and spec.startswith("preset:"))
+    except (OSError, ValueError) as e:  # a model spec or checkpoint that does not load
+        print(f"voice_link: error: {e}", file=sys.stderr)
+        return 1
+    if not codec.windowing.realtime:
+        print(f"voice_link: error: {codec.cfg.name} cannot stream over the link ({codec.windowing.name} "
+              "windowing); use an rt model", file=sys.stderr)
+        return 1
+    print(f"model: {codec.cfg.name} (sha {codec.model_sha})")
     wave = load_waveform(args.audio)[0][0].numpy()
     if args.seconds:
         wave = wave[: int(args.seconds * 16000)]
@@ -80,7 +95,7 @@ def main() -> int:
           f"{ch.reordered} held back, {ch.delayed_late} delayed late")
     _side_by_side(sent, got)
 
-    print("\n== 2. overhead at token rate 100 (kbps over 30 s of stream; HELLO every 2 s)")
+    print(f"\n== 2. overhead at token rate {codec.cfg.token_rate} (kbps over 30 s of stream; HELLO every 2 s)")
     print(_overhead_table(codec))
 
     losses = [float(x) for x in args.losses.split(",")]
@@ -103,15 +118,16 @@ def _side_by_side(sent: dict, got: dict) -> None:
 def _overhead_table(codec) -> str:
     rows = ["positions/datagram  auth  datagram B (+28 UDP/IP)  payload kbps  wire kbps  "
             "overhead: udp_ip framing auth hello"]
-    rng = np.random.default_rng(0)
-    tu = codec.cfg.tokens_per_unit
+    tu = codec.windowing.unit_frames
+    ids = np.zeros((tu, 2), np.int64)  # ids are packed at a fixed width: their values change no size
+    units = round(30 * link_info(codec).frames_per_s) // tu  # 30 s of units
     for fpp in (1, 2, 5, 8):
         for key in (None, KEY):
             pk = Packetizer(link_info(codec, fpp), key=key)
             pk.start()
             size = 0
-            for _ in range(30 * 50 // tu):  # 30 s of units
-                out = pk.push(rng.integers(0, 256, (tu, 2)))
+            for _ in range(units):
+                out = pk.push(ids)
                 size = max([size] + [len(d) for d in out if d[0] & 7 == DatagramKind.DATA])
             pk.end(30 * 16000)
             d = pk.stats.to_dict()
@@ -123,10 +139,10 @@ def _overhead_table(codec) -> str:
 
 
 def _plc_table(codec, wave: np.ndarray, losses: list[float], patterns: int, seed: int) -> str:
-    enc = StreamingEncoder(codec)
+    enc = sc.StreamingEncoder(codec)
     x = torch.from_numpy(wave)[None]
     ids = torch.cat([enc.push(x), enc.flush()], dim=1)[0].numpy()
-    tu = codec.cfg.tokens_per_unit
+    tu = codec.windowing.unit_frames
     ref = _decode(codec, ids, np.zeros(len(ids), bool), len(wave))
     rows = ["loss   plc     concealed  log-mel dist (lower better)   SI-SDR dB (higher better)"]
     for loss in losses:
@@ -152,7 +168,7 @@ def _plc_table(codec, wave: np.ndarray, losses: list[float], patterns: int, seed
 def _decode(codec, ids: np.ndarray, pad: np.ndarray, n: int) -> np.ndarray:
     """What the receiver's decode thread does, 8 units a call, cut to ``n`` samples."""
     dec = CodecDecoder(codec)
-    step = 8 * codec.cfg.tokens_per_unit
+    step = 8 * codec.windowing.unit_frames
     out = [dec.push(ids[i : i + step], pad[i : i + step]) for i in range(0, len(ids), step)]
     return np.concatenate(out + [dec.flush()])[:n]
 
