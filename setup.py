@@ -134,7 +134,7 @@ if CMakeBuild.nvcc:
 setup(
     packages=find_packages(include=["semanticodec_rt", "semanticodec_rt.*"]),
     # the embedded default model (int8, <= 25 MB) travels with the package
-    package_data={"semanticodec_rt": ["assets/*.safetensors"]},
+    package_data={"semanticodec_rt": ["assets/*.safetensors", "assets/FARGAN_LICENSE"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,
