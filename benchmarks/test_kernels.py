@@ -55,3 +55,24 @@ def test_sampler_step(benchmark, shape, impl):
                                  coeffs["a_prev"], coeffs["sigma"], z)
     benchmark.group = f"sampler_step {shape}"
     benchmark(fn)
+
+
+@pytest.mark.parametrize("impl", ["torch_twin", "cpp"])
+def test_fargan_one_second(benchmark, impl):
+    """FARGAN synthesis of 1 s (100 frames), one stream, after priming: C++ kernel vs torch twin."""
+    from semanticodec_rt.weights.fargan import load_fargan
+
+    model = load_fargan()
+    feats = torch.randn(105, 20, generator=torch.Generator().manual_seed(0)) * 0.5
+    if impl == "cpp":
+        if "cpp" not in ops.available_backends():
+            pytest.skip("C++ backend not built")
+        k = model.kernel()
+
+        def fn():
+            k.prime(feats[:5])
+            return k.synthesize(feats[5:])
+    else:
+        fn = lambda: model.synthesize(feats[None])  # noqa: E731
+    benchmark.group = "fargan 1 s of audio"
+    benchmark(fn)

@@ -7,11 +7,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "fargan.h"
 #include "nearest_centroid.h"
 #include "sampler_step.h"
 
@@ -132,6 +134,61 @@ py::tuple sampler_step(const py::array& x_t, const py::array& v_cond,
   return py::make_tuple(x_prev, x0);
 }
 
+// layers: a list of (weight [n_out, n_in] float32, bias [n_out] float32 or None), in the order of
+// FARGAN_LAYERS; stored transposed (column-major) for the streaming products.
+scrt::Fargan make_fargan(const py::list& layers) {
+  std::vector<scrt::FarganLayer> out;
+  for (const py::handle& item : layers) {
+    auto pair = item.cast<py::tuple>();
+    auto w = pair[0].cast<py::array>();
+    require_f32(w, "weight", 2);
+    scrt::FarganLayer l;
+    l.n_out = static_cast<int>(w.shape(0));
+    l.n_in = static_cast<int>(w.shape(1));
+    const float* wp = static_cast<const float*>(w.data());
+    l.w_cols.resize(static_cast<size_t>(l.n_in) * l.n_out);
+    for (int o = 0; o < l.n_out; ++o)
+      for (int i = 0; i < l.n_in; ++i) l.w_cols[static_cast<size_t>(i) * l.n_out + o] = wp[static_cast<size_t>(o) * l.n_in + i];
+    l.bias.assign(l.n_out, 0.f);
+    if (!pair[1].is_none()) {
+      auto b = pair[1].cast<py::array>();
+      require_f32(b, "bias", 1);
+      if (b.shape(0) != l.n_out) throw std::invalid_argument("bias size does not match the weight");
+      std::memcpy(l.bias.data(), b.data(), sizeof(float) * l.n_out);
+    }
+    out.push_back(std::move(l));
+  }
+  return scrt::Fargan(std::move(out));
+}
+
+// features [T, >= 20] float32 C-contiguous -> pcm [T * 160] float32, carrying the state.
+py::array_t<float> fargan_synthesize(scrt::Fargan& f, const py::array& features) {
+  require_f32(features, "features", 2);
+  if (features.shape(1) < 20) throw std::invalid_argument("features need at least 20 columns, got " + shape_str(features));
+  const int64_t t = features.shape(0), stride = features.shape(1);
+  py::array_t<float> pcm(t * 160);
+  const float* fp = static_cast<const float*>(features.data());
+  float* out = pcm.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    f.synthesize(fp, t, stride, out);
+  }
+  return pcm;
+}
+
+void fargan_prime(scrt::Fargan& f, const py::array& features5, const std::optional<py::array>& pcm320) {
+  require_f32(features5, "features", 2);
+  if (features5.shape(0) != 5 || features5.shape(1) != 20)
+    throw std::invalid_argument("prime takes features [5, 20], got " + shape_str(features5));
+  const float* pcm = nullptr;
+  if (pcm320) {
+    require_f32(*pcm320, "pcm", 1);
+    if (pcm320->shape(0) != 320) throw std::invalid_argument("prime takes pcm [320], got " + shape_str(*pcm320));
+    pcm = static_cast<const float*>(pcm320->data());
+  }
+  f.prime(static_cast<const float*>(features5.data()), pcm);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -161,4 +218,12 @@ noise is required when sigma != 0 and euler is False, ignored otherwise.
 The scalars are rounded to float32; euler=True is the deterministic step (sigma taken as 0).
 Returns new arrays (x_prev, x0), bit-identical to ops.ref.sampler_step_ref in float32 and
 independent of num_threads (OpenMP threads, <= 0 for the default).)doc");
+  py::class_<scrt::Fargan>(m, "Fargan", "FARGAN streaming synthesis (one stream; state kept between calls).")
+      .def(py::init(&make_fargan), py::arg("layers"),
+           "layers: [(weight [out, in] float32, bias [out] float32 | None)] in FARGAN_LAYERS order.")
+      .def("reset", &scrt::Fargan::reset)
+      .def("prime", &fargan_prime, py::arg("features"), py::arg("pcm") = py::none(),
+           "Start a stream: features [5, 20] of the first frames, pcm [320] before it (None: silence).")
+      .def("synthesize", &fargan_synthesize, py::arg("features"),
+           "features [T, >= 20] float32 -> pcm [T * 160] float32 (16 kHz), continuing the stream.");
 }

@@ -153,3 +153,47 @@ def test_twin_agrees_with_the_opus_c_synthesis(model, ref, quantized):
     d_c = logmel_distance(orig, c)
     assert d_twin < 0.3 < d_c
     assert abs(logmel_distance(orig, ours) - d_c) < 0.05
+
+
+# -- the C++ streaming kernel (ops.fargan) -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def kernel(model):
+    from semanticodec_rt import ops
+
+    if "cpp" not in ops.available_backends():
+        pytest.skip("the C++ extension is not built (SCRT_REQUIRE_EXT=1 makes that a failure)")
+    return model.kernel()
+
+
+def test_kernel_equals_the_torch_twin(model, kernel, ref):
+    feats = torch.from_numpy(ref["features"][:, :20])
+    twin = model.synthesize(feats[None])[0]
+    kernel.prime(feats[:5])
+    ours = kernel.synthesize(feats[5:])
+    assert ours.shape == twin.shape
+    # the same arithmetic up to the order of the sums: float rounding on the first frame, and a
+    # stream that stays on the same waveform (an autoregressive vocoder amplifies ulps slowly)
+    assert (ours[:160] - twin[:160]).abs().max() < 1e-6
+    assert (ours[:800] - twin[:800]).abs().max() * 32768 < 0.1
+    assert logmel_distance(twin.numpy(), ours.numpy()) < 1e-3
+
+
+def test_kernel_streams_any_number_of_frames_per_call(kernel, ref):
+    feats = torch.from_numpy(ref["features"][:60])  # 36 columns: the kernel reads the first 20
+    kernel.prime(feats[:5, :20].contiguous())
+    whole = kernel.synthesize(feats[5:])
+    kernel.prime(feats[:5, :20].contiguous())
+    parts = [kernel.synthesize(feats[a:b]) for a, b in ((5, 6), (6, 6), (6, 23), (23, 60))]
+    assert torch.equal(torch.cat(parts), whole) and whole.shape == (55 * fg.FRAME,)
+    # priming again starts the same stream afresh
+    kernel.prime(feats[:5, :20].contiguous())
+    assert torch.equal(kernel.synthesize(feats[5:]), whole)
+
+
+def test_kernel_rejects_bad_shapes(kernel):
+    with pytest.raises(ValueError, match="20 columns"):
+        kernel.synthesize(torch.zeros(3, 19))
+    with pytest.raises(ValueError, match=r"\[5, 20\]"):
+        kernel.prime(torch.zeros(4, 20))
+    with pytest.raises(ValueError, match="320"):
+        kernel.prime(torch.zeros(5, 20), torch.zeros(100))

@@ -177,6 +177,18 @@ class FARGAN(nn.Module):
         model.layers.load_state_dict(tensors, strict=True)
         return model.eval()
 
+    def dense_layers(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """``[(weight [out, in], bias or None)]`` in ``FARGAN_LAYERS`` order, float (int8 layers as
+        their float equivalent): what the C++ kernel takes."""
+        return [(layer.dense_weight().detach(), None if layer.bias is None else layer.bias.detach())
+                for layer in self.layers.values()]
+
+    def kernel(self):
+        """A C++ streaming synthesiser with these weights (:class:`semanticodec_rt.ops.fargan.FarganKernel`)."""
+        from ...ops.fargan import FarganKernel
+
+        return FarganKernel(self.dense_layers())
+
     def _l(self, name: str, x: torch.Tensor, quantized: bool) -> torch.Tensor:
         return self.layers[name](x, quantized)
 
