@@ -60,8 +60,9 @@ def add_parser(sub) -> None:
                    help="diffusion steps (default: the model's, 4 for rt presets)")
     p.add_argument("--seed", type=int, default=0, help="decoder noise seed (default 0)")
     p.add_argument("--baselines", metavar="LIST",
-                   help="comma-separated codec specs or 'none' (default codec2:1400,codec2:700C,opus:6; "
-                        "none with --decoded)")
+                   help="comma-separated codec specs, codec2:MODE, opus:KBPS or nolace:KBPS (Opus 1.5.2 "
+                        "decoded with NoLACE; builds the opus source on first use), or 'none' (default "
+                        "codec2:1400,codec2:700C,opus:6; none with --decoded)")
     p.add_argument("--metrics", metavar="LIST",
                    help="stoi,estoi,pesq_wb,visqol,logmel,si_sdr,wer or all (default all)")
     p.add_argument("--out", default="eval-report", metavar="DIR",

@@ -16,9 +16,13 @@ Both reuse what an earlier call left in ``WORK``.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from . import DataError
 
@@ -31,6 +35,8 @@ ORIG_SHA256 = "65c1d2f78b9f2fb20082c38cbe47c951ad5839345876e46941612ee87f9a7ce1"
 ORIG_TARBALL = "opus_1.5.2.orig.tar.gz"
 CONFIGURE_FLAGS = ("--enable-dred", "--enable-osce", "--enable-deep-plc", "--disable-shared")
 PROGRAMS = ("fargan_demo", "opus_demo", "dump_data")
+#: where :func:`tools` keeps the source and the build (``SCRT_OPUS_WORK`` overrides)
+DEFAULT_WORK = Path(os.environ.get("SCRT_OPUS_WORK", Path.home() / ".cache" / "semanticodec_rt" / "opus"))
 
 
 def sha256(path: Path) -> str:
@@ -92,3 +98,22 @@ def build(tree: str | Path) -> dict[str, Path]:
     # lossgen_demo does not link in this release; only what is needed is made.
     _run(["make", "-j2", *PROGRAMS], cwd=tree, what="opus make")
     return paths
+
+
+def tools(work: str | Path | None = None) -> dict[str, Path]:
+    """The built demo programs, fetching and building on first use (``DEFAULT_WORK``)."""
+    return build(fetch(DEFAULT_WORK if work is None else work))
+
+
+def fargan_features(pcm: np.ndarray, work: str | Path | None = None) -> np.ndarray:
+    """opus's analysis (``fargan_demo -features``): 16 kHz int16 ``[N]`` -> ``[N // 160, 36]``
+    float32 per 10 ms frame; FARGAN reads the first 20 (18 cepstral, pitch, correlation)."""
+    pcm = np.asarray(pcm)
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError(f"pcm must be 1-D int16 at 16 kHz, got {pcm.dtype} {pcm.shape}")
+    prog = tools(work)["fargan_demo"]
+    with tempfile.TemporaryDirectory(prefix="scrt-fargan-") as tmp:
+        src, out = Path(tmp) / "in.pcm", Path(tmp) / "f.f32"
+        pcm.astype("<i2").tofile(src)
+        _run([str(prog), "-features", str(src), str(out)], what="fargan_demo -features")
+        return np.fromfile(out, dtype="<f4").reshape(-1, 36)

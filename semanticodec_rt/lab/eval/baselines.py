@@ -1,7 +1,10 @@
 """Baseline codecs run as programs: codec2 (c2enc/c2dec) and Opus (opusenc/opusdec).
 
-Spec strings: ``codec2:MODE`` with MODE one of 3200, 2400, 1600, 1400, 1300, 1200, 700C, and
-``opus:KBPS`` with KBPS a number from 6 to 256 (libopus does not go lower).
+Spec strings: ``codec2:MODE`` with MODE one of 3200, 2400, 1600, 1400, 1300, 1200, 700C,
+``opus:KBPS`` with KBPS a number from 6 to 256 (libopus does not go lower), and ``nolace:KBPS``:
+Opus 1.5.2 wideband speech at KBPS, decoded with the NoLACE enhancement (decoder complexity 7),
+by ``opus_demo`` of the opus 1.5.2 source build (:mod:`semanticodec_rt.lab.data.opus_source`,
+fetched and built on first use; opus-tools 0.2 cannot set the decoder complexity).
 
 :func:`run_baseline` takes 16 kHz mono float audio and returns the decoded 16 kHz float audio and
 the **actual** bitrate, ``bitstream file bytes * 8 / duration`` -- container overhead included
@@ -14,6 +17,11 @@ codes at 1400 bit/s and 700C at 800 bit/s).  The commands are those of
     c2enc MODE in8k.raw out.bit ; c2dec MODE out.bit dec8k.raw
     sox -D -t raw -r 8000 -e signed -b 16 -c 1 dec8k.raw -r 16000 dec.wav
     opusenc --bitrate KBPS in16.wav out.opus ; opusdec --rate 16000 out.opus dec.wav
+    opus_demo -e voip 16000 1 BPS -bandwidth WB in16.raw out.bit          # nolace
+    opus_demo -d 16000 1 -dec_complexity 7 out.bit dec16.raw
+
+For ``nolace`` the bitrate counts the Opus packets (``opus_demo``'s file adds 8 bytes of its own
+per packet, left out); an Ogg stream of the same packets adds what ``opus:`` shows.
 
 A missing program raises :class:`~semanticodec_rt.lab.eval.EvalError` naming the Debian package.
 """
@@ -36,6 +44,7 @@ OPUS_MIN_KBPS, OPUS_MAX_KBPS = 6.0, 256.0
 _PACKAGES = {"c2enc": "codec2", "c2dec": "codec2", "sox": "sox", "opusenc": "opus-tools",
              "opusdec": "opus-tools"}
 _TIMEOUT_S = 600
+OPUS_LOOKAHEAD = 104  # samples at 16 kHz: Opus's 6.5 ms encoder look-ahead (pre-skip 312 at 48 kHz)
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,8 @@ class Baseline:
 
     @property
     def programs(self) -> tuple[str, ...]:
-        return ("sox", "c2enc", "c2dec") if self.kind == "codec2" else ("opusenc", "opusdec")
+        """System programs it runs (``nolace`` runs the opus source build instead)."""
+        return {"codec2": ("sox", "c2enc", "c2dec"), "opus": ("opusenc", "opusdec")}.get(self.kind, ())
 
 
 def parse_spec(spec: str) -> Baseline:
@@ -72,15 +82,15 @@ def parse_spec(spec: str) -> Baseline:
         if mode not in CODEC2_MODES:
             raise EvalError(f"baseline {spec!r}: codec2 modes are {', '.join(CODEC2_MODES)}")
         return Baseline("codec2", mode)
-    if kind == "opus":
+    if kind in ("opus", "nolace"):
         try:
             kbps = float(setting)
         except ValueError:
-            raise EvalError(f"baseline {spec!r}: opus needs a bitrate in kbit/s, e.g. opus:6") from None
+            raise EvalError(f"baseline {spec!r}: {kind} needs a bitrate in kbit/s, e.g. {kind}:6") from None
         if not OPUS_MIN_KBPS <= kbps <= OPUS_MAX_KBPS:
             raise EvalError(f"baseline {spec!r}: opus bitrates are {OPUS_MIN_KBPS:g} to {OPUS_MAX_KBPS:g} kbit/s")
-        return Baseline("opus", f"{kbps:g}")
-    raise EvalError(f"baseline {spec!r}: unknown codec {kind!r} (known: codec2, opus)")
+        return Baseline(kind, f"{kbps:g}")
+    raise EvalError(f"baseline {spec!r}: unknown codec {kind!r} (known: codec2, opus, nolace)")
 
 
 def parse_specs(text: str | None) -> list[Baseline]:
@@ -164,10 +174,37 @@ def run_baseline(spec: str | Baseline, audio, sr: int = SAMPLE_RATE, workdir: st
             _run(["c2dec", b.setting, str(bits), str(dec8)], b)
             _run(["sox", "-D", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", str(dec8),
                   "-r", "16000", str(dec)], b)
-        else:
+        elif b.kind == "opus":
             bits, dec = d / "out.opus", d / "dec.wav"
             _run(["opusenc", "--quiet", "--bitrate", b.setting, str(src), str(bits)], b)
             _run(["opusdec", "--quiet", "--rate", "16000", str(bits), str(dec)], b)
+        else:
+            return _run_nolace(b, x, d)
         kbps = bits.stat().st_size * 8 / duration / 1000
         y = _read_wav(dec, SAMPLE_RATE)
     return y, kbps
+
+
+def _run_nolace(b: Baseline, x: np.ndarray, d: Path) -> tuple[np.ndarray, float]:
+    from ..data import DataError
+    from ..data import opus_source
+
+    try:
+        demo = str(opus_source.tools()["opus_demo"])
+    except DataError as e:
+        raise EvalError(f"baseline {b.name}: the opus 1.5.2 build is unavailable: {e}", code=1) from None
+    raw, bits, dec = d / "in16.raw", d / "out.bit", d / "dec16.raw"
+    np.round(np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tofile(raw)
+    bps = str(int(round(float(b.setting) * 1000)))
+    _run([demo, "-e", "voip", "16000", "1", bps, "-bandwidth", "WB", str(raw), str(bits)], b)
+    _run([demo, "-d", "16000", "1", "-dec_complexity", "7", str(bits), str(dec)], b)
+    # opus_demo's file: per packet a 4-byte length, the 4-byte encoder range state, the packet
+    data, payload, pos = bits.read_bytes(), 0, 0
+    while pos + 8 <= len(data):
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        payload += n
+        pos += 8 + n
+    y = np.fromfile(dec, dtype="<i2").astype(np.float32) / 32768
+    # opus_demo keeps the codec's 6.5 ms look-ahead that opusdec strips (its pre-skip)
+    y = np.concatenate([y[OPUS_LOOKAHEAD:], np.zeros(OPUS_LOOKAHEAD, np.float32)])
+    return y[: len(x)], payload * 8 / (len(x) / SAMPLE_RATE) / 1000
