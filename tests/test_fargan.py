@@ -197,3 +197,23 @@ def test_kernel_rejects_bad_shapes(kernel):
         kernel.prime(torch.zeros(4, 20))
     with pytest.raises(ValueError, match="320"):
         kernel.prime(torch.zeros(5, 20), torch.zeros(100))
+
+
+@pytest.mark.heavy
+def test_opus_analysis_gives_the_reference_features(ref):
+    """The training-set-up analysis (opus's own, built from the same source) reproduces the
+    reference vectors' features of the shipped clip exactly."""
+    from conftest import unavailable
+
+    from semanticodec_rt.lab.data import DataError, opus_source
+
+    try:
+        opus_source.tools()
+    except DataError as e:
+        unavailable(f"the opus 1.5.2 source build is unavailable (Debian mirror, dpkg-dev, make): {e}")
+    pcm, sr = sf.read(str(CLIP), dtype="int16")
+    n = len(ref["features"]) * fg.FRAME
+    feats = opus_source.fargan_features(pcm[:n])
+    assert np.array_equal(feats, ref["features"])
+    with pytest.raises(ValueError, match="int16"):
+        opus_source.fargan_features(pcm[:n].astype(np.float32))
