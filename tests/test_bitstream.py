@@ -1,7 +1,8 @@
 """The ``.scrt`` bitstream: bit packing, packets, container, bitrates, robustness and a golden file.
 
-The byte layouts are re-derived here with ``struct`` (``_assemble``, ``_packet_body``) instead
-of calling the writer, so these tests pin the format itself and not only writer/reader symmetry.
+The byte layouts are re-derived here with ``struct`` and a varint of our own (``_assemble`` for
+format version 1, ``_v2_parts`` / ``_v2_seal`` for version 2, ``_packet_body``) instead of
+calling the writer, so these tests pin the format itself and not only writer/reader symmetry.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import random
 import struct
 import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -22,17 +24,21 @@ import numpy as np
 import pytest
 
 from semanticodec_rt.bitstream import (
-    FORMAT_VERSION, MAGIC, PACKET_OVERHEAD, BitstreamError, ModelMismatchError, Packet, PacketKind,
-    ScrtReader, ScrtWriter, StreamInfo, bits_for_vocab, check_model, decode_packet, default_frames_per_packet,
-    encode_packet, pack_bits, pack_fields, packed_size, read_scrt, unpack_bits, unpack_fields, write_scrt,
+    FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, PACKET_OVERHEAD, BitstreamError, ModelMismatchError, Packet,
+    PacketKind, ScrtReader, ScrtWriter, StreamInfo, bits_for_vocab, check_model, decode_packet,
+    default_chunk_frames, default_frames_per_packet, encode_packet, pack_bits, pack_fields, packed_size,
+    read_scrt, unpack_bits, unpack_fields, write_scrt,
 )
+from semanticodec_rt.bitstream.report import scrt_report
+from semanticodec_rt.bitstream.varint import decode_uvarint, encode_uvarint
 from semanticodec_rt.config import SEMANTIC_VOCAB_SIZES, TOKEN_RATES, official_config
 
 pytestmark = pytest.mark.bitstream
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-# Changing this hash means the .scrt format changed: bump FORMAT_VERSION and regenerate.
-GOLDEN_SHA256 = "5b0150537dd0af193c6e6dc46a0c4a18b7bf77f8abe10aa3cbd22a590f2210bb"
+# Changing these hashes means the .scrt format changed: bump FORMAT_VERSION and regenerate.
+GOLDEN_SHA256 = "5b0150537dd0af193c6e6dc46a0c4a18b7bf77f8abe10aa3cbd22a590f2210bb"  # version 1
+GOLDEN_V2_SHA256 = "551b86ff36e0be4f63df48f729f11a4708b73d7ba81e702f2b7fcbecd0b28c30"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,8 +64,8 @@ def _packet_body(kind, seq, first, n, payload: bytes) -> bytes:
     return struct.pack("!BIIH", kind, seq, first, n) + payload
 
 
-def _assemble(meta, packets, *, magic=MAGIC, version=FORMAT_VERSION, json_len=None, crc=None):
-    """A .scrt built by hand: header (+CRC), then u16-length-prefixed packets."""
+def _assemble(meta, packets, *, magic=MAGIC, version=1, json_len=None, crc=None):
+    """A version 1 .scrt built by hand: header (+CRC), then u16-length-prefixed packets."""
     if isinstance(meta, bytes):
         raw = meta
     else:
@@ -84,6 +90,70 @@ def _scrt(info, ids, **kw) -> bytes:
     buf = io.BytesIO()
     write_scrt(buf, info, ids, **kw)
     return buf.getvalue()
+
+
+def _uv(value: int) -> bytes:
+    """LEB128, written here independently of the package's varint module."""
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _v2_header(info: StreamInfo, *, magic=MAGIC, version=2, flags=None, fields=None,
+               texts=None) -> bytes:
+    """A version 2 header body (without its CRC): fields as ints, texts as bytes, overridable."""
+    f = {k: getattr(info, k) for k in ("token_rate", "semantic_vocab", "acoustic_vocab",
+                                       "sample_rate", "frames_per_packet", "n_samples", "n_frames")}
+    f.update(fields or {})
+    hexmodel = all(c in "0123456789abcdef" for c in info.model) and len(info.model) % 2 == 0
+    t = {"model": bytes.fromhex(info.model) if hexmodel else info.model.encode(),
+         "config": info.config.encode(), "version": info.version.encode()}
+    t.update(texts or {})
+    if flags is None:
+        flags = (f["n_samples"] is not None) | (f["n_frames"] is not None) << 1 | hexmodel << 2
+    out = magic + bytes([version, flags])
+    for key in ("token_rate", "semantic_vocab", "acoustic_vocab", "sample_rate",
+                "frames_per_packet", "n_samples", "n_frames"):
+        if f[key] is not None:
+            out += f[key] if isinstance(f[key], bytes) else _uv(f[key])
+    for key in ("model", "config", "version"):
+        out += _uv(len(t[key])) + t[key]
+    return out
+
+
+def _v2_chunk(ids, widths) -> bytes:
+    """A chunk record's body (without its CRC)."""
+    return _uv(len(ids)) + pack_fields(ids, widths)
+
+
+def _v2_end(n_frames: int, n_samples: int) -> bytes:
+    return b"\x00" + _uv(n_frames) + _uv(n_samples)
+
+
+def _v2_parts(info: StreamInfo, ids, chunk_frames=None, n_samples=None) -> tuple[bytes, list[bytes]]:
+    """(header body, record bodies) of the version 2 file ``write_scrt`` should produce
+    (``n_samples`` for the end record when the header leaves it out)."""
+    c = chunk_frames or default_chunk_frames(info)
+    widths = (info.semantic_bits, info.acoustic_bits)
+    bodies = [_v2_chunk(ids[i : i + c], widths) for i in range(0, len(ids), c)]
+    return _v2_header(info), bodies + [_v2_end(len(ids), n_samples or info.n_samples)]
+
+
+def _v2_seal(header: bytes, bodies, *, header_crc=None) -> bytes:
+    """Header + CRC, then each record body + its CRC chained from the previous one."""
+    chain = zlib.crc32(header) if header_crc is None else header_crc
+    out = header + struct.pack("!I", chain)
+    for body in bodies:
+        chain = zlib.crc32(body, chain)
+        out += body + struct.pack("!I", chain)
+    return out
+
+
+def _v2(info, ids, chunk_frames=None, n_samples=None) -> bytes:
+    return _v2_seal(*_v2_parts(info, ids, chunk_frames, n_samples))
 
 
 def _raises(fn, *args, match=None, **kw) -> str:
@@ -256,32 +326,41 @@ def test_container_roundtrip(rate, vocab):
         for fpp in fpps if n < 3001 else [fpps[k % 4]]:
             info = _info(rate, vocab, frames_per_packet=fpp, n_samples=int(rng.integers(0, 10**7)))
             ids = _ids(rng, n, vocab)
-            data = _scrt(info, ids)
-            # the file is exactly the documented layout
+            data = _scrt(info, ids, format_version=1)
+            # the file is exactly the documented layout, in both versions
             assert data == _assemble(dataclasses.replace(info, n_frames=n).to_json_dict(),
                                      _encode_all(info, ids))
-            got, toks, packets = read_scrt(data)
-            assert got == dataclasses.replace(info, n_frames=n)
-            assert toks.dtype == np.int64 and toks.shape == (n, 2)
-            np.testing.assert_array_equal(toks, ids)
-            assert len(packets) == math.ceil(n / fpp) + 1 and packets[-1].kind is PacketKind.END
-            assert [p.first_frame for p in packets] == [*range(0, n, fpp), n]
-            assert [p.seq for p in packets] == list(range(len(packets)))
+            data2 = _scrt(info, ids)
+            assert data2 == _v2(dataclasses.replace(info, n_frames=n), ids)
+            chunk = fpp * int(rng.integers(1, 5))
+            assert _scrt(info, ids, chunk_frames=chunk) == _v2(
+                dataclasses.replace(info, n_frames=n), ids, chunk)
+            # and both read back to the same stream, cut into the same packets
+            for blob in (data, data2):
+                got, toks, packets = read_scrt(blob)
+                assert got == dataclasses.replace(info, n_frames=n)
+                assert toks.dtype == np.int64 and toks.shape == (n, 2)
+                np.testing.assert_array_equal(toks, ids)
+                assert len(packets) == math.ceil(n / fpp) + 1 and packets[-1].kind is PacketKind.END
+                assert [p.first_frame for p in packets] == [*range(0, n, fpp), n]
+                assert [p.seq for p in packets] == list(range(len(packets)))
+                assert [p.n_frames for p in packets] == [*(min(fpp, n - i) for i in range(0, n, fpp)), 0]
 
 
-def test_container_paths_and_incremental_writer(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_container_paths_and_incremental_writer(tmp_path, version):
     rng = np.random.default_rng(3)
     info = _info(50, 16384, n_samples=99_999)
     ids = _ids(rng, 1234, 16384)
     path = tmp_path / "a.scrt"
-    written = write_scrt(path, info, ids)
+    written = write_scrt(path, info, ids, format_version=version)
     assert written.n_frames == 1234 and written.frames_per_packet == 4
     whole = path.read_bytes()
     # The live writer (totals unknown up front, odd chunk sizes) gives the same packets; only
     # the header differs (null totals), and the reader takes the totals from END.
     live = dataclasses.replace(info, n_samples=None)
     buf = io.BytesIO()
-    with ScrtWriter(buf, live) as w:
+    with ScrtWriter(buf, live, format_version=version) as w:
         i = 0
         for size in rng.integers(0, 50, 200):
             w.write_frames(ids[i : i + size])
@@ -290,9 +369,17 @@ def test_container_paths_and_incremental_writer(tmp_path):
         assert w.frames_written == 1234
         w.close(n_samples=99_999)
     stream = buf.getvalue()
-    head_live = len(_assemble(live.to_json_dict(), []))
-    head_whole = len(_assemble(written.to_json_dict(), []))
-    assert stream[head_live:] == whole[head_whole:]
+    if version == 1:
+        head_live = len(_assemble(live.to_json_dict(), []))
+        head_whole = len(_assemble(written.to_json_dict(), []))
+        assert stream[head_live:] == whole[head_whole:]
+    else:
+        # chained CRCs start from the header's, so compare the record bodies
+        head_live, head_whole = len(_v2_header(live)) + 4, len(_v2_header(written)) + 4
+        _, bodies = _v2_parts(written, ids)
+        assert stream == _v2_seal(_v2_header(live), bodies)
+        assert whole == _v2_seal(_v2_header(written), bodies)
+        assert len(stream) - head_live == len(whole) - head_whole
     got, toks, _ = read_scrt(io.BytesIO(stream))
     assert got == written
     np.testing.assert_array_equal(toks, ids)
@@ -356,7 +443,8 @@ def test_payload_bitrate_is_nominal(rate, vocab):
     n = int(info.frames_per_s * seconds)
     fpp = 8  # 8 frames x any whole number of bits is whole bytes
     info = dataclasses.replace(info, n_samples=seconds * 16000, n_frames=n, frames_per_packet=fpp)
-    data = _scrt(info, _ids(np.random.default_rng(rate), n, vocab))
+    ids = _ids(np.random.default_rng(rate), n, vocab)
+    data = _scrt(info, ids, format_version=1)
     _, _, packets = read_scrt(data)
     payload = sum(p.n_bytes - PACKET_OVERHEAD for p in packets if p.kind is PacketKind.TOKENS)
     assert payload == n * info.frame_bits // 8
@@ -364,6 +452,19 @@ def test_payload_bitrate_is_nominal(rate, vocab):
     # and everything else is accounted for: header + 17 bytes per packet + END
     header = len(_assemble(info.to_json_dict(), []))
     assert len(data) == header + payload + (2 + PACKET_OVERHEAD) * (n // fpp) + 2 + 23
+    # Version 2: the same payload bytes; framing is 1-2 count bytes + CRC per chunk, the end record
+    data = _scrt(info, ids)
+    with ScrtReader(data) as r:
+        assert len(list(r)) == len(r.packets)
+        packets, chunks = r.packets, r.chunks
+    assert sum(p.n_bytes for p in packets if p.kind is PacketKind.TOKENS) == payload
+    assert sum(c.payload_bytes for c in chunks) == payload
+    c = default_chunk_frames(info)
+    assert [ch.n_frames for ch in chunks] == [min(c, n - i) for i in range(0, n, c)]
+    end = len(_v2_end(n, info.n_samples)) + 4
+    framing = sum(len(_uv(ch.n_frames)) + 4 for ch in chunks) + end
+    assert len(data) == len(_v2_header(info)) + 4 + payload + framing
+    assert r.header_bytes == len(_v2_header(info)) + 4 and packets[-1].n_bytes == end
 
 
 def test_payload_bitrate_examples():
@@ -372,8 +473,15 @@ def test_payload_bitrate_examples():
     assert _info(25, 4096).payload_bps == 312.5
     assert _info(50, 1000).payload_bps == 25 * (10 + 13)
     # a partial last packet pads to whole bytes: 5 frames x 28 bits = 140 bits -> 18 bytes
-    _, _, packets = read_scrt(_scrt(_info(frames_per_packet=8), np.zeros((13, 2), np.int64)))
+    ids = np.zeros((13, 2), np.int64)
+    _, _, packets = read_scrt(_scrt(_info(frames_per_packet=8), ids, format_version=1))
     assert [p.n_bytes - PACKET_OVERHEAD for p in packets[:-1]] == [28, 18]
+    # version 2 has no per-packet framing: the same bytes of ids, at their place in the chunk
+    data = _scrt(_info(frames_per_packet=8), ids)
+    _, _, packets = read_scrt(data)
+    assert [p.n_bytes for p in packets[:-1]] == [28, 18]
+    assert packets[1].offset == packets[0].offset + 28
+    assert data[packets[0].offset - 1] == 13  # the chunk's frame count, just before its ids
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,8 +499,10 @@ def test_rejects_bad_headers():
     good = _assemble(meta, packets)
     np.testing.assert_array_equal(read_scrt(good)[1], ids)
     _raises(read_scrt, _assemble(meta, packets, magic=b"RIFF"), match="magic")
-    msg = _raises(read_scrt, _assemble(meta, packets, version=2), match="version")
-    assert "version 2" in msg and f"version {FORMAT_VERSION}" in msg
+    # version 2 is now the compact format, so an unknown version is 3 (and 0, 255)
+    for bad in (0, 3, 255):
+        msg = _raises(read_scrt, _assemble(meta, packets, version=bad), match="version")
+        assert f"version {bad}" in msg and "versions 1 and 2" in msg
     _raises(read_scrt, _assemble(meta, packets, crc=b"\0\0\0\0"), match="header CRC")
     _raises(read_scrt, _assemble(meta, packets, json_len=0xFFFFFFFF), match="exceeds")
     _raises(read_scrt, _assemble(b"{not json", packets), match="not valid JSON")
@@ -594,6 +704,375 @@ def test_fuzz_only_bitstream_errors():
 
 
 # ---------------------------------------------------------------------------------------------
+# format version 2: lean files, same checks
+
+
+def _speech_stream(seconds: float, **kw) -> tuple[StreamInfo, np.ndarray]:
+    """A stream like the shipped model's: rate 100, vocab 8192 + 8192 (1.30 kbit/s), frames
+    rounded up to whole 160 ms units of 8 positions as its windowing does."""
+    n = math.ceil(seconds * 50 / 8) * 8
+    info = StreamInfo.from_config(official_config(100, 8192), n_samples=round(seconds * 16000),
+                                  n_frames=n, **kw)
+    info = dataclasses.replace(info, config="rt-small-r100-v8192-distilled-s4")  # the shipped name
+    return info, _ids(np.random.default_rng(int(seconds * 10)), n, 8192)
+
+
+def test_varint():
+    for value, raw in ((0, b"\x00"), (1, b"\x01"), (127, b"\x7f"), (128, b"\x80\x01"),
+                       (300, b"\xac\x02"), (16000, b"\x80\x7d"), ((1 << 64) - 1, b"\xff" * 9 + b"\x01")):
+        assert encode_uvarint(value) == raw == _uv(value)
+        assert decode_uvarint(iter(raw).__next__, "x") == value
+    for bad in (-1, 1 << 64, True, 1.0):
+        _raises(encode_uvarint, bad)
+    _raises(decode_uvarint, iter(b"\x80\x00").__next__, "n", match="n: varint is not in its shortest")
+    _raises(decode_uvarint, iter(b"\xff" * 11).__next__, "n", match="longer than 10")
+    _raises(decode_uvarint, iter(b"\xff" * 9 + b"\x7f").__next__, "n", match="n a huge number exceeds")
+    _raises(decode_uvarint, iter(b"\x81\x01").__next__, "n", 128, match="n 129 exceeds 128")
+
+
+def test_v2_file_rate_is_near_the_payload(tmp_path):
+    """Issue 15: a 10 s clip at 1.30 kbit/s of ids is at most 1.1 x that as a file."""
+    rows = []
+    for seconds in (3, 10, 60):
+        info, ids = _speech_stream(seconds)
+        assert info.payload_bps == 1300
+        path = tmp_path / f"{seconds}.scrt"
+        write_scrt(path, info, ids)
+        r = scrt_report(path)
+        live = io.BytesIO()  # written live: no totals in the header
+        with ScrtWriter(live, dataclasses.replace(info, n_samples=None, n_frames=None)) as w:
+            w.write_frames(ids)
+            w.close(n_samples=info.n_samples)
+        v1 = _scrt(info, ids, format_version=1)
+        rows.append((seconds, r["file_bps"], len(live.getvalue()) * 8 / seconds, len(v1) * 8 / seconds))
+        assert r["file_bytes"] == path.stat().st_size == len(_v2(info, ids))
+        assert r["file_bps"] == r["file_bytes"] * 8 / seconds
+        # the payload bytes are the ids' bits, rounded up once; the rest is header and framing
+        assert r["payload_bytes"] == math.ceil(len(ids) * 26 / 8)
+        assert r["overhead_bytes"] == r["header_bytes"] + r["framing_bytes"]
+        assert r["format_version"] == 2 and r["n_packets"] == len(ids) // 8 + 1
+        if seconds == 10:
+            assert r["file_bps"] <= 1.1 * info.payload_bps, r
+            assert len(live.getvalue()) * 8 / seconds <= 1.1 * info.payload_bps
+            assert r["file_bytes"] <= 1790
+    print("\n  s   v2 file bps  (live)   v1 file bps   (payload 1300 bps)")
+    for row in rows:
+        print("  %-3d %8.0f %9.0f %10.0f" % row)
+
+
+def test_v2_every_single_byte_corruption_is_detected():
+    info, ids = _speech_stream(10)
+    data = _v2(info, ids)
+    np.testing.assert_array_equal(read_scrt(data)[1], ids)
+    r = random.Random(15)
+    header = len(_v2_header(info)) + 4
+    positions = [*range(header + 8), *r.sample(range(header + 8, len(data)), 400)]
+    n = 0
+    for pos in positions:
+        for flip in {1 << r.randrange(8), 0xFF, r.randrange(1, 256)}:
+            b = bytearray(data)
+            b[pos] ^= flip
+            assert _only_bitstream_errors(read_scrt, bytes(b)), (pos, flip)
+            n += 1
+    assert n > 1000
+
+
+def test_v2_truncation_is_detected():
+    info, ids = _speech_stream(3)
+    live = dataclasses.replace(info, n_frames=None, n_samples=None)
+    for data in (_v2(info, ids), _v2(live, ids, n_samples=info.n_samples)):
+        assert read_scrt(data)[0] == info
+        for cut in range(len(data)):
+            msg = _raises(read_scrt, data[:cut])
+            assert "truncated" in msg, (cut, msg)
+
+
+def test_v2_streams_chunk_by_chunk():
+    info, ids = _speech_stream(10)
+    c = default_chunk_frames(info)
+    assert c == 104 and c * info.frame_bits % 8 == 0 and c % info.frames_per_packet == 0
+    buf = io.BytesIO()
+    w = ScrtWriter(buf, info)
+    head = buf.tell()
+    assert head == w.bytes_written == len(_v2_header(info)) + 4
+    w.write_frames(ids[: c - 1])
+    assert buf.tell() == head  # nothing until a chunk is full
+    w.write_frames(ids[c - 1 : c + 1])
+    assert buf.tell() == head + 1 + c * 26 // 8 + 4 == w.bytes_written
+    # a reader of the unfinished file yields the first chunk's packets, then reports truncation
+    reader = ScrtReader(buf.getvalue())
+    it = iter(reader)
+    got = [next(it).ids for _ in range(c // 8)]
+    np.testing.assert_array_equal(np.concatenate(got), ids[:c])
+    _raises(next, it, match="truncated stream: no end record after 1 chunks")
+    w.write_frames(ids[c + 1 :])
+    w.close()
+    assert buf.getvalue() == _v2(info, ids)
+
+
+def test_v2_writer_arguments():
+    info, ids = _speech_stream(1)
+    _raises(ScrtWriter, io.BytesIO(), info, chunk_frames=12, match="multiple of frames_per_packet 8")
+    _raises(ScrtWriter, io.BytesIO(), info, chunk_frames=0, match="multiple")
+    _raises(ScrtWriter, io.BytesIO(), info, chunk_frames=8.0, match="integer")
+    _raises(ScrtWriter, io.BytesIO(), info, chunk_frames=8 * (MAX_CHUNK_BYTES // 8), match="bytes per chunk")
+    _raises(ScrtWriter, io.BytesIO(), info, chunk_frames=8, format_version=1, match="version 2 only")
+    _raises(ScrtWriter, io.BytesIO(), info, format_version=3, match="format version 3")
+    _raises(ScrtWriter, b"", info, match="bytes object")
+    w = ScrtWriter(io.BytesIO(), dataclasses.replace(info, n_samples=None, n_frames=None))
+    _raises(w.close, -1, match="u64")
+    _raises(w.close, True, match="integer")
+    # odd packet sizes: chunks are whole packets, and whole bytes where that fits
+    for fpp, bits, vocab in ((3, 23, 1000), (4, 27, 16384), (8, 26, 8192), (5, 28, 32768)):
+        i = dataclasses.replace(_info(100, vocab), frames_per_packet=fpp)
+        c = default_chunk_frames(i)
+        assert c % fpp == 0 and c * bits % 8 == 0 and 100 <= c < 100 + 8 * fpp, (fpp, c)
+    huge = StreamInfo(model="m", config="c", token_rate=100, semantic_vocab=1 << 32,
+                      acoustic_vocab=1 << 32, sample_rate=16000, frames_per_packet=8000)
+    assert default_chunk_frames(huge) % 8000 == 0  # 8000 x 64 bits: whole bytes already
+
+
+def _v2_bad(info, ids, *, header=None, bodies=None, **hkw):
+    h, b = _v2_parts(info, ids, 6)
+    return _v2_seal(_v2_header(info, **hkw) if hkw else (h if header is None else header),
+                    b if bodies is None else bodies)
+
+
+def _rejects(data: bytes, match: str) -> str:
+    return _raises(read_scrt, data, match=match)
+
+
+def test_v2_rejects_bad_headers():
+    info = _info(100, 1000, frames_per_packet=3, n_samples=3333, n_frames=11)
+    ids = _ids(np.random.default_rng(5), 11, 1000)
+    good = _v2_bad(info, ids)
+    got, toks, packets = read_scrt(good)
+    assert got == info and [p.n_frames for p in packets] == [3, 3, 3, 2, 0]
+    np.testing.assert_array_equal(toks, ids)
+    _rejects(_v2_bad(info, ids, magic=b"RIFF"), "not a .scrt stream")
+    _rejects(_v2_bad(info, ids, version=9), "version 9; this reader supports versions 1 and 2")
+    h, b = _v2_parts(info, ids, 6)
+    _rejects(_v2_seal(h, b, header_crc=0), "header CRC mismatch")
+    _rejects(_v2_bad(info, ids, flags=0x0B), "reserved bits")
+    for key, value, match in (
+        ("token_rate", 0, "token_rate=0"),
+        ("frames_per_packet", 0, "frames_per_packet"),
+        ("frames_per_packet", 1 << 16, "frames_per_packet"),
+        ("semantic_vocab", 1, "semantic_vocab"),
+        ("acoustic_vocab", (1 << 32) + 1, "acoustic_vocab"),
+        ("sample_rate", 1 << 30, "sample_rate"),
+        ("n_frames", 1 << 32, "n_frames"),
+        ("token_rate", b"\x80\x00", "shortest form"),
+        ("n_samples", b"\xff" * 10 + b"\x01", "longer than 10"),
+    ):
+        _rejects(_v2_bad(info, ids, fields={key: value}), match)
+    for key, value, match in (
+        ("config", b"\xff\xfe", "config is not valid UTF-8"),
+        ("version", b"", "version must be a non-empty"),
+        ("model", b"", "model must be a non-empty"),
+        ("config", b"x" * 1025, "length 1025 exceeds 1024"),
+        ("config", b"x" * 300, "at most 256"),
+    ):
+        _rejects(_v2_bad(info, ids, texts={key: value}), match)
+    # the header totals are checked against the end record
+    _rejects(_v2_bad(info, ids, fields={"n_samples": 3334}), "3333 samples, the header declares 3334")
+    _rejects(_v2_bad(info, ids, fields={"n_frames": 12}), "11 frames, the header declares 12")
+    _rejects(_v2_bad(info, ids, fields={"n_frames": 10}), "more than the header's 10")
+
+
+def test_v2_rejects_bad_records():
+    info = _info(100, 1000, frames_per_packet=3, n_samples=3333, n_frames=11)
+    ids = _ids(np.random.default_rng(5), 11, 1000)
+    h, b = _v2_parts(info, ids, 6)  # chunks of 6 and 5 frames, then the end record
+    data = _v2_seal(h, b)
+    widths = (10, 13)
+    # corrupted, dropped, repeated or swapped records break the CRC chain
+    flipped = bytearray(data)
+    flipped[len(h) + 10] ^= 4
+    _rejects(bytes(flipped), "chunk 0: CRC mismatch")
+    head, chunk0 = data[: len(h) + 4], len(b[0]) + 4
+    records = data[len(h) + 4 :]
+    _rejects(head + records[chunk0:], "chunk 0: CRC mismatch")
+    _rejects(head + records[:chunk0] + records, "chunk 1: CRC mismatch")
+    _rejects(data + data[-len(b[-1]) - 4 :], "trailing bytes after the end record")
+    _rejects(data + b"\x00", "trailing")
+    # resealed: the structure checks
+    _rejects(_v2_seal(h, [b[1], b[2]]), "end record says 11 frames, the stream holds 5")
+    _rejects(_v2_seal(h, [b[0], b[2]]), "end record says 11 frames, the stream holds 6")
+    _rejects(_v2_seal(h, [b[0], b[2], b[1]]), "end record says 11 frames, the stream holds 6")
+    _rejects(_v2_seal(h, b[:2]), "no end record after 2 chunks")
+    _rejects(_v2_seal(h, [b[1], b[0], b[2]]), "chunk 1 follows a chunk of 5 frames")
+    _rejects(_v2_seal(h, [*b[:2], _v2_end(11, 3334)]), "3334 samples")
+    _rejects(_v2_seal(h, [*b[:2], b"\x00" + _uv(11) + _uv(1 << 64)]), "exceeds")
+    _rejects(_v2_seal(h, [b[0], b"\x80\x00" + b[1][1:], b[2]]), "chunk 1 frame count: varint")
+    _rejects(_v2_seal(h, [b[0], _uv(1 << 20) + b[1][1:], b[2]]), "chunk 1 frame count 1048576 exceeds")
+    _rejects(_v2_seal(h, [b[0], b[1] + b"\x00", b[2]]), "CRC")  # longer than its count says
+    padded = b[1][:-1] + bytes([b[1][-1] | 0x80])
+    _rejects(_v2_seal(h, [b[0], padded, b[2]]), "chunk 1: non-zero padding")
+    wild = ids.copy()
+    wild[7, 0] = 1023
+    _rejects(_v2_seal(h, [b[0], _v2_chunk(wild[6:], widths), b[2]]), "chunk 1: semantic id 1023 at frame 7")
+    # a live-written header leaves the totals to the end record
+    live = _v2_header(dataclasses.replace(info, n_samples=None, n_frames=None))
+    got, toks, _ = read_scrt(_v2_seal(live, b))
+    assert got == info
+    np.testing.assert_array_equal(toks, ids)
+    _rejects(_v2_seal(live, [*b[:2], _v2_end(12, 3333)]), "says 12 frames, the stream holds 11")
+
+
+def test_v2_model_check_and_texts():
+    a, other = official_config(100, 8192), official_config(25, 4096)
+    info = StreamInfo.from_config(a, n_samples=320 * 4, n_frames=4)
+    data = _scrt(info, np.zeros((4, 2), np.int64))
+    got = read_scrt(data)[0]
+    assert got.model == a.sha() and got.config == a.name
+    check_model(ScrtReader(data).info, a.sha(), a.name)
+    with pytest.raises(ModelMismatchError) as e:
+        check_model(ScrtReader(data).info, other.sha(), other.name)
+    msg = str(e.value)
+    assert a.name in msg and a.sha() in msg and other.name in msg and other.sha() in msg
+    # a model id that is not lowercase hex, and non-ASCII texts, are stored as UTF-8 text
+    for model in ("soak", "ABCDEF12", "abc", "0123456789abcdef" * 8, "ñ-model"):
+        i = dataclasses.replace(info, model=model, config="réglage ✓", version="1.0+ü")
+        got = read_scrt(_scrt(i, np.zeros((4, 2), np.int64)))[0]
+        assert (got.model, got.config, got.version) == (model, "réglage ✓", "1.0+ü")
+    _raises(write_scrt, io.BytesIO(), dataclasses.replace(info, config="\ud800"), np.zeros((4, 2), np.int64),
+            match="UTF-8")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_report_accounts_for_every_byte(tmp_path, version):
+    info, ids = _speech_stream(5)
+    path = tmp_path / "r.scrt"
+    write_scrt(path, dataclasses.replace(info, frames_per_packet=3), ids, format_version=version)
+    r = scrt_report(path)
+    size = path.stat().st_size
+    assert r["file_bytes"] == size == r["payload_bytes"] + r["header_bytes"] + r["framing_bytes"]
+    assert r["n_packets"] == math.ceil(len(ids) / 3) + 1 and r["format_version"] == version
+    if version == 1:
+        assert r["payload_bytes"] == sum(packed_size(min(3, len(ids) - i), 26) for i in range(0, len(ids), 3))
+        assert r["framing_bytes"] == (2 + PACKET_OVERHEAD) * (r["n_packets"] - 1) + 2 + 23
+        assert r["n_chunks"] == r["n_packets"] - 1
+    else:
+        c = default_chunk_frames(dataclasses.replace(info, frames_per_packet=3))
+        assert r["n_chunks"] == math.ceil(len(ids) / c)
+        assert r["payload_bytes"] == math.ceil(len(ids) * 26 / 8)
+        counts = [min(c, len(ids) - i) for i in range(0, len(ids), c)]
+        end = len(_v2_end(len(ids), info.n_samples)) + 4
+        assert r["framing_bytes"] == sum(len(_uv(n)) + 4 for n in counts) + end
+
+
+class _V2Mutator:
+    """Seeded corruptions of a valid version 2 stream; each call returns one candidate input."""
+
+    def __init__(self, seed: int, info: StreamInfo, ids: np.ndarray, chunk_frames: int):
+        self.rng = random.Random(seed)
+        self.info, self.ids = info, ids
+        self.n_samples = info.n_samples or 4321  # a live header leaves it to the end record
+        self.header, self.bodies = _v2_parts(info, ids, chunk_frames, self.n_samples)
+        self.base = _v2_seal(self.header, self.bodies)
+
+    def __call__(self) -> bytes:
+        r, b = self.rng, bytearray(self.base)
+        op = r.randrange(9)
+        if op == 0:  # bit flips
+            for _ in range(r.randint(1, 4)):
+                i = r.randrange(len(b) * 8)
+                b[i // 8] ^= 1 << (i % 8)
+        elif op == 1:  # byte changes
+            for _ in range(r.randint(1, 3)):
+                b[r.randrange(len(b))] = r.randrange(256)
+        elif op == 2:  # insert bytes
+            i = r.randrange(len(b) + 1)
+            b[i:i] = r.randbytes(r.randint(1, 8))
+        elif op == 3:  # delete or truncate
+            i = r.randrange(len(b))
+            del b[i : i + r.randint(1, 8) if r.random() < 0.7 else len(b)]
+        elif op == 4:  # garbage, sometimes behind a valid-looking prefix
+            g = r.randbytes(r.randrange(600))
+            b = bytearray(g if r.random() < 0.5 else self.base[: r.randrange(40)] + g)
+        elif op == 5:  # valid CRCs, a header field changed
+            b = bytearray(_v2_seal(self._bad_header(), self.bodies))
+        elif op == 6:  # valid CRCs, a record changed
+            b = bytearray(_v2_seal(self.header, self._bad_bodies()))
+        elif op == 7:  # records dropped, repeated or swapped, with or without resealing
+            p = list(self.bodies)
+            i, j = r.randrange(len(p)), r.randrange(len(p))
+            action = r.randrange(3)
+            if action == 0:
+                del p[i]
+            elif action == 1:
+                p.insert(i, p[j])
+            else:
+                p[i], p[j] = p[j], p[i]
+            b = bytearray(_v2_seal(self.header, p))
+        else:  # version byte or flags changed (CRC intact or not)
+            b[4 + r.randrange(2)] = r.choice([0, 1, 3, 7, 8, 255, r.randrange(256)])
+        return bytes(b)
+
+    def _bad_header(self) -> bytes:
+        r = self.rng
+        if r.random() < 0.3:
+            return _v2_header(self.info, flags=r.randrange(256))
+        if r.random() < 0.5:
+            key = r.choice(["model", "config", "version"])
+            value = r.choice([b"", b"\xff", b"x" * r.choice([255, 256, 257, 1024, 1025]), r.randbytes(5)])
+            return _v2_header(self.info, texts={key: value})
+        key = r.choice(["token_rate", "semantic_vocab", "acoustic_vocab", "sample_rate",
+                        "frames_per_packet", "n_samples", "n_frames"])
+        value = r.choice([0, 1, 2, 3, 7, 8, 1 << 16, 1 << 20, (1 << 32) + 1, (1 << 64) - 1,
+                          r.randrange(1 << 40), b"\x80\x00", b"\xff" * 11])
+        return _v2_header(self.info, fields={key: value})
+
+    def _bad_bodies(self) -> list[bytes]:
+        r, p = self.rng, list(self.bodies)
+        i = r.randrange(len(p))
+        body = bytearray(p[i])
+        choice = r.randrange(4)
+        if choice == 0:  # the frame count
+            n = r.choice([0, 1, 2, 3, 5, 8, 127, 128, 1 << 14, 1 << 21, r.randrange(1 << 30)])
+            body = bytearray(_uv(n) + body[1 if body[0] < 0x80 else 2 :])
+        elif choice == 1 and len(body) > 2:  # a byte of ids or of the end record
+            body[r.randrange(1, len(body))] = r.randrange(256)
+        elif choice == 2:  # bytes added or removed
+            if r.random() < 0.5:
+                body += r.randbytes(r.randint(1, 3))
+            else:
+                del body[-r.randint(1, min(3, len(body))) :]
+        else:  # an end record with other totals
+            body = bytearray(_v2_end(r.choice([0, len(self.ids), len(self.ids) + 1, 1 << 33]),
+                                     r.choice([0, self.n_samples, 1 << 63])))
+        p[i] = bytes(body)
+        return p
+
+
+def test_fuzz_v2_only_bitstream_errors():
+    """The v2 reader under a few thousand mutations: only BitstreamError, fast, small memory."""
+    t0 = time.perf_counter()
+    n_mutated = n_rejected = 0
+    files = [(_info(100, 1000, frames_per_packet=3, n_samples=3333, n_frames=31), 31, 1000, 6),
+             (_info(50, 4096, n_samples=None, n_frames=None), 9, 4096, 4),
+             (_info(100, 8192, acoustic_vocab=8192, n_samples=16000, n_frames=50), 50, 8192, 16)]
+    tracemalloc.start()
+    try:
+        for k, (info, n, vocab, chunk) in enumerate(files):
+            ids = _ids(np.random.default_rng(k), n, vocab)
+            mutate = _V2Mutator(2000 + k, info, ids, chunk)  # the second: a live header
+            np.testing.assert_array_equal(read_scrt(mutate.base)[1], ids)
+            for _ in range(1500):
+                n_rejected += _only_bitstream_errors(read_scrt, mutate())
+                n_mutated += 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    elapsed = time.perf_counter() - t0
+    assert n_mutated == 4500
+    assert n_rejected > 0.9 * n_mutated, (n_rejected, n_mutated)
+    assert peak < 4 << 20, f"peak allocation {peak} bytes"
+    assert elapsed < 60, f"fuzzing took {elapsed:.1f} s"
+
+
+# ---------------------------------------------------------------------------------------------
 # golden file
 
 
@@ -617,7 +1096,28 @@ def test_golden_file_is_stable():
     assert [p.n_frames for p in packets] == [8, 8, 8, 8, 5, 0]
     # the current writer reproduces the committed bytes, both from the script and from the file
     assert gold.golden_bytes() == data
-    assert _scrt(info, toks) == data
+    assert _scrt(info, toks, format_version=1) == data
+
+
+def test_golden_v2_file_is_stable():
+    gold = _golden_module()
+    data = gold.GOLDEN_V2_PATH.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_V2_SHA256, "golden v2 .scrt changed"
+    assert data[:5] == b"SCRT\x02" and len(data) == 211  # v1: 505 bytes for the same stream
+    info, toks, packets = read_scrt(gold.GOLDEN_V2_PATH)
+    assert info == gold.golden_info()
+    np.testing.assert_array_equal(toks, gold.golden_tokens())
+    assert [p.n_frames for p in packets] == [8, 8, 8, 8, 5, 0]  # the packets of the v1 file
+    with ScrtReader(data) as r:
+        for _ in r:
+            pass
+    assert [c.n_frames for c in r.chunks] == [16, 16, 5]
+    assert data == _v2(info, toks, gold.GOLDEN_V2_CHUNK_FRAMES)
+    assert gold.golden_bytes(2) == data and FORMAT_VERSION == 2  # what write_scrt writes
+    assert _scrt(info, toks, chunk_frames=gold.GOLDEN_V2_CHUNK_FRAMES) == data
+    # the 16-hex model sha is stored as its 8 bytes
+    assert bytes.fromhex(info.model) in data[:r.header_bytes]
+    assert info.model.encode() not in data
 
 
 def test_bitstream_modules_do_not_import_torch():

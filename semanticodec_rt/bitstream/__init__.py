@@ -2,12 +2,16 @@
 
 ``bitpack`` packs ids LSB first at fixed widths, ``packet`` frames them with a kind, sequence
 number, frame index and CRC32 (the unit of a UDP voice link), ``info`` is the stream metadata,
-and ``container`` stores a JSON header plus length-prefixed packets in a ``.scrt`` file.
-Every malformed input raises :class:`BitstreamError`.
+and ``container`` stores a stream in a ``.scrt`` file: format version 2 (written) is a compact
+binary header plus large CRC-chained chunks of packed ids, version 1 (still read) a JSON header
+plus length-prefixed packets.  Every malformed input raises :class:`BitstreamError`.
 """
 
 from .bitpack import bits_for_vocab, pack_bits, pack_fields, packed_size, unpack_bits, unpack_fields
-from .container import FORMAT_VERSION, MAGIC, PacketInfo, ScrtReader, ScrtWriter, read_scrt, write_scrt
+from .container import (
+    FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, SUPPORTED_VERSIONS, ChunkInfo, PacketInfo, ScrtReader,
+    ScrtWriter, default_chunk_frames, read_scrt, write_scrt,
+)
 from .errors import BitstreamError, ModelMismatchError, check_model
 from .info import StreamInfo, default_frames_per_packet
 from .packet import PACKET_OVERHEAD, Packet, PacketKind, decode_packet, encode_packet, packet_size
@@ -31,13 +35,17 @@ __all__ = [
     "decode_packet",
     "MAGIC",
     "FORMAT_VERSION",
+    "SUPPORTED_VERSIONS",
+    "MAX_CHUNK_BYTES",
     "StreamInfo",
     "PacketInfo",
+    "ChunkInfo",
     "ScrtWriter",
     "ScrtReader",
     "write_scrt",
     "read_scrt",
     "default_frames_per_packet",
+    "default_chunk_frames",
     "TokenPacketizer",
     "PackedTokens",
 ]

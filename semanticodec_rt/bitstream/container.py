@@ -1,26 +1,66 @@
-"""The ``.scrt`` file: a metadata header followed by length-prefixed token packets.
+"""The ``.scrt`` file: a header, the token frames, an end record.  Two format versions.
 
-Layout, integers big-endian:
+**Version 2** (written by default) stores the ids in large CRC-checked chunks behind a compact
+binary header, so a file costs little more than its payload (a 10 s clip of the shipped model,
+1.30 kbit/s of ids, is a 1744-byte file: 1.40 kbit/s).  Integers marked *v* are unsigned LEB128
+varints in their shortest form (:mod:`.varint`), fixed-width integers are big-endian:
+
+=========== ====== ===================================================================
+field       bytes  content
+=========== ====== ===================================================================
+magic       4      ``b"SCRT"``
+version     1      u8 ``2``
+flags       1      bit 0: ``n_samples`` follows; bit 1: ``n_frames`` follows; bit 2: the
+                   model sha is stored as raw bytes (it is lowercase hex); bits 3-7 zero
+token_rate  v      ids per second, both streams (100 / 50 / 25)
+sem. vocab  v      semantic vocab size (ids ``0 .. vocab - 1``, ``ceil(log2)`` bits each)
+ac. vocab   v      acoustic vocab size
+sample_rate v      Hz
+fpp         v      ``frames_per_packet``: the stream's packet size (what a link sends)
+n_samples   v      only with flag bit 0 (a stream written live leaves it to the end record)
+n_frames    v      only with flag bit 1
+model       v + M  byte count ``M``, then the model sha: its bytes (flag bit 2, 8 bytes for the
+                   16-hex sha) or UTF-8 text
+config      v + C  byte count, config name in UTF-8 (a label for messages)
+version     v + V  byte count, version of the package that wrote the file, UTF-8
+header CRC  4      CRC32 (zlib) of every header byte before it
+chunk       ...    any number of chunk records (below)
+end         ...    the end record, then end of file
+=========== ====== ===================================================================
+
+A chunk record is ``n`` (v, 1 ..; at most :data:`MAX_CHUNK_BYTES` of ids), the ``n`` frames'
+ids bit-packed LSB first exactly as in a packet (:mod:`.bitpack`, per frame ``semantic |
+acoustic``, ``ceil(n * frame_bits / 8)`` bytes, zero padding), and a CRC32.  Every chunk but
+the last holds a whole number of packets (``n`` a multiple of ``frames_per_packet``), so a
+reader cuts exactly the packets a link would send.  The end record is the byte ``0x00`` (a
+frame count of 0), the total frame count (v), the sample count (v) and a CRC32.
+
+The CRCs are chained: a record's CRC is ``zlib.crc32(record bytes before it, previous CRC)``,
+the first chunk continuing from the header CRC.  So besides corruption the chain also catches
+dropped, repeated, reordered or truncated records, without sequence numbers.  The writer cuts a
+chunk every ~2 s of frames (:func:`default_chunk_frames`: whole packets and, where possible,
+whole bytes of ids, so that only the last chunk has padding bits) and writes it as soon as it
+is full.
+
+**Version 1** (still read, and written with ``format_version=1``), integers big-endian:
 
 =========== ====== ===================================================================
 offset      bytes  field
 =========== ====== ===================================================================
 0           4      magic ``b"SCRT"``
-4           1      format version u8 (this module writes and reads 1)
+4           1      format version u8 ``1``
 5           4      ``J`` u32: length of the JSON metadata (at most 65536)
-9           J      UTF-8 JSON object, keys below (compact, sorted keys, ASCII only)
+9           J      UTF-8 JSON object, keys in :mod:`.info` (compact, sorted keys, ASCII only)
 9+J         4      CRC32 (zlib) of bytes ``0 .. 9+J-1``
 13+J        2+L    packet: ``L`` u16, then ``L`` bytes of one packet (see :mod:`.packet`)
 ...                more packets; sequence numbers 0, 1, 2, ...; frames contiguous from 0
 end         2+23   the END packet (final sample count), then end of file
 =========== ====== ===================================================================
 
-The JSON keys and their checks are in :mod:`.info` (:class:`StreamInfo`).  ``n_frames`` and
-``n_samples`` are ``null`` in a stream written live; its END packet supplies them.
-
-The u16 length prefix lets the same packets travel over UDP unchanged and lets a reader skip
-or bound every read; the packets carry their own CRC and sequence numbers, so a reader detects
-corruption, truncation, reordering and gaps.  Nothing is ever unpickled or evaluated.
+``n_frames`` and ``n_samples`` are ``null`` in a version 1 stream written live; its END packet
+supplies them.  Whatever the version, :class:`ScrtReader` yields the same :class:`Packet` s
+(TOKENS of ``frames_per_packet`` frames, the last one shorter, then END), every malformed input
+is a :class:`BitstreamError`, and nothing is ever unpickled or evaluated.
 """
 
 from __future__ import annotations
@@ -28,7 +68,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -36,28 +78,41 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from .bitpack import _check_int, pack_fields, packed_size, unpack_fields
 from .errors import BitstreamError
 from .info import StreamInfo
-from .packet import PACKET_OVERHEAD, Packet, PacketKind, decode_packet
+from .packet import PACKET_OVERHEAD, Packet, PacketKind, _check_ranges, decode_packet
 from .packetizer import TokenPacketizer
+from .varint import decode_uvarint, encode_uvarint
 
 __all__ = [
     "MAGIC",
     "FORMAT_VERSION",
+    "SUPPORTED_VERSIONS",
+    "MAX_CHUNK_BYTES",
     "PacketInfo",
+    "ChunkInfo",
     "ScrtWriter",
     "ScrtReader",
     "write_scrt",
     "read_scrt",
+    "default_chunk_frames",
 ]
 
 MAGIC = b"SCRT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what the writer writes unless told otherwise
+SUPPORTED_VERSIONS = (1, 2)
 MAX_JSON_BYTES = 1 << 16  # a header is ~300 bytes; the cap bounds what a corrupt length allocates
-_HEADER = struct.Struct("!4sBI")  # magic, version, JSON length
+MAX_CHUNK_BYTES = 1 << 20  # ids of one v2 chunk; bounds what a corrupt frame count allocates
+MAX_TEXT_BYTES = 1024  # a v2 header string (StreamInfo allows 256 characters)
+CHUNK_S = 2.0  # default chunk duration of a v2 file
+_HEADER = struct.Struct("!4sBI")  # v1: magic, version, JSON length
 _CRC = struct.Struct("!I")
 _LEN = struct.Struct("!H")
 _U32 = 1 << 32
+_U64 = 1 << 64
+_FLAG_N_SAMPLES, _FLAG_N_FRAMES, _FLAG_HEX_MODEL = 1, 2, 4
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
 
 @dataclass(frozen=True)
@@ -66,7 +121,11 @@ class PacketInfo:
 
     Attributes:
         kind: packet kind.  seq: sequence number.  first_frame, n_frames: frames it carries.
-        n_bytes: packet size without the 2-byte length prefix.  offset: file offset of the prefix.
+        n_bytes: version 1: packet size without the 2-byte length prefix.  Version 2 (no
+            per-packet framing): the bytes holding its ids (neighbours share a byte when
+            ``frames_per_packet * frame_bits`` is not a multiple of 8); END: the end record.
+        offset: version 1: file offset of the length prefix.  Version 2: of its first id byte
+            (END: of the end record).
     """
 
     kind: PacketKind
@@ -77,37 +136,95 @@ class PacketInfo:
     offset: int
 
 
+@dataclass(frozen=True)
+class ChunkInfo:
+    """One record of token frames in a file (:attr:`ScrtReader.chunks`): a version 2 chunk, or a
+    version 1 TOKENS packet.
+
+    Attributes:
+        first_frame, n_frames: the frames it holds.  offset: file offset of the record.
+        n_bytes: the whole record (framing included).  payload_bytes: its packed ids.
+    """
+
+    first_frame: int
+    n_frames: int
+    offset: int
+    n_bytes: int
+    payload_bytes: int
+
+
+def default_chunk_frames(info: StreamInfo) -> int:
+    """Frames per chunk of a version 2 file: at least :data:`CHUNK_S` seconds (rounded up), a
+    whole number of packets, and whole bytes of ids where that fits (then only the last chunk
+    has padding bits).
+
+    104 frames (2.08 s) at token rate 100 with 8 frames per packet; 52 at rate 50 with 4 per
+    packet and 26-bit frames; 28 at rate 25 with 2 per packet and 26-bit frames.
+    """
+    fpp, bits = info.frames_per_packet, info.frame_bits
+    unit = fpp * 8 // math.gcd(8, fpp * bits)  # the fewest whole packets that fill whole bytes
+    if packed_size(unit, bits) > MAX_CHUNK_BYTES:
+        unit = fpp
+    most = max(1, MAX_CHUNK_BYTES * 8 // (unit * bits))
+    return unit * min(most, max(1, math.ceil(CHUNK_S * info.frames_per_s / unit)))
+
+
 class ScrtWriter:
     """Write a ``.scrt`` stream incrementally (while encoding).
 
     The header is written at construction; :meth:`write_frames` buffers frames and writes every
-    full packet at once; :meth:`close` writes the last partial packet and the END packet.  Use as
-    a context manager: leaving the block by an exception writes no END, so the unfinished file
-    reads as truncated instead of passing for a complete one.
+    full chunk (version 2) or packet (version 1) at once; :meth:`close` writes the rest and the
+    end record.  Use as a context manager: leaving the block by an exception writes no end
+    record, so the unfinished file reads as truncated instead of passing for a complete one.
+    The bytes after the header do not depend on how the frames were split across calls, nor on
+    whether the header gave the totals.
 
     Args:
         file_or_path: path (opened ``"wb"`` and closed by the writer) or a binary file object.
         info: stream metadata; ``n_frames`` / ``n_samples`` may be ``None`` (live), else the
             writer enforces them.
+        chunk_frames: version 2: frames per chunk, a multiple of ``info.frames_per_packet``;
+            default :func:`default_chunk_frames`.
+        format_version: 2 (default) or 1 (the length-prefixed packets older readers expect).
 
     Attributes:
-        bytes_written: bytes handed to the file so far (header and length prefixes included).
+        bytes_written: bytes handed to the file so far (header and framing included).
+        format_version, chunk_frames: as chosen (``chunk_frames`` is ``None`` for version 1).
     """
 
-    def __init__(self, file_or_path, info: StreamInfo) -> None:
+    def __init__(self, file_or_path, info: StreamInfo, *, chunk_frames: int | None = None,
+                 format_version: int = FORMAT_VERSION) -> None:
         if not isinstance(info, StreamInfo):
             raise BitstreamError(f"info must be a StreamInfo, got {type(info).__name__}")
+        if format_version not in SUPPORTED_VERSIONS:
+            raise BitstreamError(f"cannot write .scrt format version {format_version!r}; "
+                                 f"supported: {', '.join(map(str, SUPPORTED_VERSIONS))}")
         self.info = info
+        self.format_version = format_version
+        self.chunk_frames = None
+        if format_version == 1:
+            if chunk_frames is not None:
+                raise BitstreamError("chunk_frames applies to format version 2 only")
+            self._packets = TokenPacketizer(info)
+            header = _header_v1(info)
+        else:
+            self.chunk_frames = _check_chunk_frames(info, chunk_frames)
+            self._pending: list[np.ndarray] = []
+            self._n_pending = 0
+            self._frames = 0
+            header = _header_v2(info)
+            (self._chain,) = _CRC.unpack(header[-_CRC.size :])
         self._f, self._owned = _open(file_or_path, "wb")
-        self._packets = TokenPacketizer(info)
         self._closed = False
         self.bytes_written = 0
-        self._write(_header_bytes(info))
+        self._write(header)
 
     @property
     def frames_written(self) -> int:
         """Frames accepted so far (sent or buffered)."""
-        return self._packets.frames + self._packets.n_pending
+        if self.format_version == 1:
+            return self._packets.frames + self._packets.n_pending
+        return self._frames + self._n_pending
 
     def write_frames(self, ids) -> None:
         """Append token positions.
@@ -134,13 +251,25 @@ class ScrtWriter:
             lo, hi = int(ids[:, j].min()), int(ids[:, j].max())
             if lo < 0 or hi >= vocab:
                 raise BitstreamError(f"{name} id {lo if lo < 0 else hi} is outside vocab {vocab}")
-        packets = self._packets.push(ids)
-        if packets:
-            self._write(b"".join(_LEN.pack(len(p.data)) + p.data for p in packets))
+        if self.format_version == 1:
+            packets = self._packets.push(ids)
+            if packets:
+                self._write(b"".join(_LEN.pack(len(p.data)) + p.data for p in packets))
+                self._flush()
+            return
+        self._pending.append(np.asarray(ids, dtype=np.int64))
+        self._n_pending += len(ids)
+        if self._n_pending >= self.chunk_frames:
+            ready = np.concatenate(self._pending)
+            n_full = len(ready) // self.chunk_frames * self.chunk_frames
+            self._write(b"".join(self._chunk(ready[i : i + self.chunk_frames])
+                                 for i in range(0, n_full, self.chunk_frames)))
+            self._pending = [ready[n_full:]] if n_full < len(ready) else []
+            self._n_pending = len(ready) - n_full
             self._flush()
 
     def close(self, n_samples: int | None = None) -> None:
-        """Write the remaining frames and the END packet; close the file if the writer opened it.
+        """Write the remaining frames and the end record; close the file if the writer opened it.
 
         Args:
             n_samples: final audio length in samples; defaults to ``info.n_samples`` (and must
@@ -159,15 +288,25 @@ class ScrtWriter:
             raise BitstreamError(
                 f"{self.frames_written} frames written, the header declares {self.info.n_frames}"
             )
-        packets = [p.data for p in self._packets.flush()] + [self._packets.end(n_samples)]
-        self._write(b"".join(_LEN.pack(len(p)) + p for p in packets))
+        if self.format_version == 1:
+            packets = [p.data for p in self._packets.flush()] + [self._packets.end(n_samples)]
+            tail = b"".join(_LEN.pack(len(p)) + p for p in packets)
+        else:
+            n_samples = _check_int(n_samples, "n_samples")
+            if not 0 <= n_samples < _U64:
+                raise BitstreamError(f"n_samples must be a u64, got {n_samples}")
+            last = [self._chunk(np.concatenate(self._pending))] if self._n_pending else []
+            self._pending, self._n_pending = [], 0
+            end = b"\x00" + encode_uvarint(self._frames) + encode_uvarint(n_samples)
+            tail = b"".join(last) + self._seal(end)
+        self._write(tail)
         self._flush()
         self._closed = True
         if self._owned:
             self._f.close()
 
     def abort(self) -> None:
-        """Stop without an END packet (the output then reads as truncated)."""
+        """Stop without an end record (the output then reads as truncated)."""
         if not self._closed:
             self._closed = True
             if self._owned:
@@ -182,12 +321,23 @@ class ScrtWriter:
         else:
             self.abort()
 
+    def _chunk(self, ids: np.ndarray) -> bytes:
+        """One v2 chunk record of ``ids`` (range-checked by :meth:`write_frames`)."""
+        info = self.info
+        self._frames += len(ids)
+        return self._seal(encode_uvarint(len(ids))
+                          + pack_fields(ids, (info.semantic_bits, info.acoustic_bits)))
+
+    def _seal(self, body: bytes) -> bytes:
+        self._chain = zlib.crc32(body, self._chain)
+        return body + _CRC.pack(self._chain)
+
     def _write(self, data: bytes) -> None:
         self._f.write(data)
         self.bytes_written += len(data)
 
     def _flush(self) -> None:
-        # A live consumer (pipe, socket file) should see whole packets as soon as they exist.
+        # A live consumer (pipe, socket file) should see whole records as soon as they exist.
         flush = getattr(self._f, "flush", None)
         if flush is not None:
             flush()
@@ -198,34 +348,46 @@ class ScrtWriter:
 
 
 class ScrtReader:
-    """Read a ``.scrt`` stream packet by packet.
+    """Read a ``.scrt`` stream (format version 1 or 2) packet by packet.
 
     The header is read and validated at construction (``self.info``; ``n_frames`` /
     ``n_samples`` are ``None`` for a stream written live).  Iterating yields each
-    :class:`Packet` (TOKENS ..., END) after checking its CRC, sequence number, frame continuity
-    and totals; after END the stream must end.  Every problem is a :class:`BitstreamError`.
+    :class:`Packet` (TOKENS ..., END) after checking the CRC of the record that holds it, the
+    order and frame continuity of the records and the totals; after the end record the stream
+    must end.  Both versions yield the same packets for the same stream.  Every problem is a
+    :class:`BitstreamError`.
 
     Args:
         file_or_path: path, binary file object, or bytes-like holding a whole stream.
+
+    Attributes:
+        info: the header.  format_version: 1 or 2.  header_bytes: the header's size, CRC
+        included.  packets: a :class:`PacketInfo` per packet yielded so far.  chunks: a
+        :class:`ChunkInfo` per record of frames read so far.  end: the END packet, once read.
     """
 
     def __init__(self, file_or_path) -> None:
         self._f, self._owned = _open(file_or_path, "rb")
         self._offset = 0
         self._started = False
+        self._record: bytearray | None = None  # bytes read since the record began (v2)
+        self.format_version: int | None = None
+        self.header_bytes = 0
         self.packets: list[PacketInfo] = []
+        self.chunks: list[ChunkInfo] = []
         self.end: Packet | None = None
         try:
             self.info = self._read_header()
         except BaseException:
             self.close()
             raise
+        self.header_bytes = self._offset
 
     def __iter__(self) -> Iterator[Packet]:
         if self._started:
             raise BitstreamError("a ScrtReader can be iterated only once")
         self._started = True
-        return self._packets()
+        return self._packets_v1() if self.format_version == 1 else self._packets_v2()
 
     def close(self) -> None:
         if self._owned:
@@ -237,16 +399,25 @@ class ScrtReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- header ---------------------------------------------------------------------------------
     def _read_header(self) -> StreamInfo:
-        head = self._read(_HEADER.size, "header")
-        magic, version, json_len = _HEADER.unpack(head)
+        self._record = bytearray()
+        head = self._read(5, "header")
+        magic, version = head[:4], head[4]
         if magic != MAGIC:
             raise BitstreamError(f"not a .scrt stream: magic {magic!r}, expected {MAGIC!r}")
-        if version != FORMAT_VERSION:
+        if version not in SUPPORTED_VERSIONS:
             raise BitstreamError(
-                f"unsupported .scrt format version {version}; this reader supports version "
-                f"{FORMAT_VERSION}"
+                f"unsupported .scrt format version {version}; this reader supports versions "
+                f"{' and '.join(map(str, SUPPORTED_VERSIONS))}"
             )
+        self.format_version = version
+        return self._read_header_v1(head) if version == 1 else self._read_header_v2()
+
+    def _read_header_v1(self, head: bytes) -> StreamInfo:
+        self._record = None
+        head += self._read(4, "header")
+        (json_len,) = struct.unpack("!I", head[5:])
         if json_len > MAX_JSON_BYTES:
             raise BitstreamError(
                 f"header metadata length {json_len} exceeds {MAX_JSON_BYTES} bytes"
@@ -265,7 +436,39 @@ class ScrtReader:
             raise BitstreamError(f"header metadata is not valid JSON: {msg}") from None
         return StreamInfo.from_json_dict(meta)
 
-    def _packets(self) -> Iterator[Packet]:
+    def _read_header_v2(self) -> StreamInfo:
+        (flags,) = self._read(1, "header flags")
+        ints = {key: self._uvarint(f"header field {key}")
+                for key in ("token_rate", "semantic_vocab", "acoustic_vocab", "sample_rate",
+                            "frames_per_packet")}
+        for key, flag in (("n_samples", _FLAG_N_SAMPLES), ("n_frames", _FLAG_N_FRAMES)):
+            ints[key] = self._uvarint(f"header field {key}") if flags & flag else None
+        raw = {key: self._text(key) for key in ("model", "config", "version")}
+        body = bytes(self._record)
+        self._record = None
+        (crc,) = _CRC.unpack(self._read(_CRC.size, "header CRC"))
+        if zlib.crc32(body) != crc:
+            raise BitstreamError("header CRC mismatch (corrupted header)")
+        self._chain = crc
+        if flags & ~(_FLAG_N_SAMPLES | _FLAG_N_FRAMES | _FLAG_HEX_MODEL):
+            raise BitstreamError(f"header flags 0x{flags:02x} set reserved bits")
+        text = {}
+        for key, value in raw.items():
+            if key == "model" and flags & _FLAG_HEX_MODEL:
+                text[key] = value.hex()
+                continue
+            try:
+                text[key] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BitstreamError(f"header field {key} is not valid UTF-8") from None
+        return StreamInfo(**text, **ints)
+
+    def _text(self, key: str) -> bytes:
+        n = self._uvarint(f"header field {key} length", MAX_TEXT_BYTES)
+        return self._read(n, f"header field {key}")
+
+    # -- packets --------------------------------------------------------------------------------
+    def _packets_v1(self) -> Iterator[Packet]:
         info = self.info
         bits = (info.semantic_bits, info.acoustic_bits)
         vocabs = {"semantic_vocab": info.semantic_vocab, "acoustic_vocab": info.acoustic_vocab}
@@ -301,7 +504,7 @@ class ScrtReader:
                 self.packets.append(PacketInfo(pkt.kind, pkt.seq, pkt.first_frame,
                                                pkt.n_frames, length, offset))
                 if pkt.kind is PacketKind.END:
-                    self._check_end(pkt, frame)
+                    self._check_end(pkt.first_frame, pkt.n_samples, frame, "END packet")
                     self.end = pkt
                     yield pkt
                     return
@@ -310,6 +513,8 @@ class ScrtReader:
                         f"packet {seq} holds {pkt.n_frames} frames, the header allows "
                         f"{info.frames_per_packet}"
                     )
+                self.chunks.append(ChunkInfo(frame, pkt.n_frames, offset, _LEN.size + length,
+                                             length - PACKET_OVERHEAD))
                 frame += pkt.n_frames
                 if info.n_frames is not None and frame > info.n_frames:
                     raise BitstreamError(
@@ -321,21 +526,106 @@ class ScrtReader:
             if self._owned:
                 self._f.close()
 
-    def _check_end(self, end: Packet, frames: int) -> None:
+    def _packets_v2(self) -> Iterator[Packet]:
         info = self.info
+        widths = (info.semantic_bits, info.acoustic_bits)
+        vocabs = (info.semantic_vocab, info.acoustic_vocab)
+        fpp, bits = info.frames_per_packet, info.frame_bits
+        most = MAX_CHUNK_BYTES * 8 // bits
+        seq = frame = 0
+        try:
+            while True:
+                k, offset = len(self.chunks), self._offset
+                self._record = bytearray()
+                first = self._read(1, "chunk", eof_ok=True)
+                if not first:
+                    raise BitstreamError(
+                        f"truncated stream: no end record after {k} chunks ({frame} frames)"
+                    )
+                n = self._uvarint(f"chunk {k} frame count", first=first[0])
+                if n == 0:
+                    total = self._uvarint("end record frame count")
+                    n_samples = self._uvarint("end record sample count")
+                    self._check_crc("end record")
+                    self.packets.append(PacketInfo(PacketKind.END, seq, frame, 0,
+                                                   self._offset - offset, offset))
+                    self._check_end(total, n_samples, frame, "end record")
+                    self.end = Packet.end(seq, frame, n_samples)
+                    yield self.end
+                    return
+                if k and self.chunks[-1].n_frames % fpp:
+                    raise BitstreamError(
+                        f"chunk {k} follows a chunk of {self.chunks[-1].n_frames} frames, not a "
+                        f"multiple of the {fpp} frames per packet (only the last chunk may be)"
+                    )
+                if n > most:
+                    raise BitstreamError(
+                        f"chunk {k} frame count {n} exceeds {most} ({MAX_CHUNK_BYTES} bytes of ids)"
+                    )
+                start = self._offset
+                data = self._read(packed_size(n, bits), f"chunk {k}")
+                self._check_crc(f"chunk {k}")
+                if info.n_frames is not None and frame + n > info.n_frames:
+                    raise BitstreamError(
+                        f"stream holds more than the header's {info.n_frames} frames"
+                    )
+                if frame + n >= _U32:
+                    raise BitstreamError(f"stream holds more than {_U32 - 1} frames")
+                try:
+                    ids = unpack_fields(data, widths, n)
+                    _check_ranges(ids, vocabs, frame)
+                except BitstreamError as e:
+                    raise BitstreamError(f"chunk {k}: {e}") from None
+                self.chunks.append(ChunkInfo(frame, n, offset, self._offset - offset, len(data)))
+                for i in range(0, n, fpp):
+                    m = min(fpp, n - i)
+                    lo, hi = i * bits // 8, -(-(i + m) * bits // 8)
+                    pkt = Packet.tokens(seq, frame + i, ids[i : i + m])
+                    self.packets.append(PacketInfo(PacketKind.TOKENS, seq, frame + i, m, hi - lo,
+                                                   start + lo))
+                    seq += 1
+                    yield pkt
+                frame += n
+        finally:
+            self._record = None
+            if self._owned:
+                self._f.close()
+
+    def _check_crc(self, what: str) -> None:
+        """The CRC after a v2 record: chained from the previous record's."""
+        body = bytes(self._record)
+        self._record = None
+        (crc,) = _CRC.unpack(self._read(_CRC.size, f"{what} CRC"))
+        if zlib.crc32(body, self._chain) != crc:
+            raise BitstreamError(f"{what}: CRC mismatch (corrupted, missing or reordered data)")
+        self._chain = crc
+
+    def _check_end(self, total: int, n_samples: int, frames: int, what: str) -> None:
+        info = self.info
+        if total != frames:  # a v1 END packet's first_frame is checked against frames before
+            raise BitstreamError(f"{what} says {total} frames, the stream holds {frames}")
         if info.n_frames is not None and frames != info.n_frames:
             raise BitstreamError(
                 f"stream holds {frames} frames, the header declares {info.n_frames}"
             )
-        if info.n_samples is not None and end.n_samples != info.n_samples:
+        if info.n_samples is not None and n_samples != info.n_samples:
             raise BitstreamError(
-                f"END packet says {end.n_samples} samples, the header declares {info.n_samples}"
+                f"{what} says {n_samples} samples, the header declares {info.n_samples}"
             )
         if self._f.read(1):
-            raise BitstreamError("trailing bytes after the END packet")
+            raise BitstreamError(f"trailing bytes after the {what}")
+
+    def _uvarint(self, what: str, hi: int = _U64 - 1, first: int | None = None) -> int:
+        pending = [first] if first is not None else []
+
+        def byte() -> int:
+            return pending.pop() if pending else self._read(1, what)[0]
+
+        return decode_uvarint(byte, what, hi)
 
     def _read(self, n: int, what: str, eof_ok: bool = False) -> bytes:
-        """Exactly ``n`` bytes (n <= 65536 everywhere, so a corrupt length cannot blow memory)."""
+        """Exactly ``n`` bytes (``n`` is bounded everywhere, so a corrupt length cannot blow
+        memory; a v2 record's bytes are kept for its CRC)."""
         chunks, got = [], 0
         while got < n:
             chunk = self._f.read(n - got)
@@ -347,11 +637,14 @@ class ScrtReader:
         if len(data) < n and not (eof_ok and not data):
             raise BitstreamError(f"truncated stream: {what} needs {n} bytes, {len(data)} left")
         self._offset += len(data)
+        if self._record is not None:
+            self._record += data
         return data
 
 
 def write_scrt(
-    file_or_path, info: StreamInfo, tokens, frames_per_packet: int | None = None
+    file_or_path, info: StreamInfo, tokens, frames_per_packet: int | None = None, *,
+    chunk_frames: int | None = None, format_version: int = FORMAT_VERSION,
 ) -> StreamInfo:
     """Write a whole stream.
 
@@ -360,6 +653,7 @@ def write_scrt(
         info: metadata; ``n_samples`` is required, ``n_frames`` defaults to ``len(tokens)``.
         tokens: ``[L, 2]`` integer ids (semantic, acoustic).
         frames_per_packet: overrides ``info.frames_per_packet``.
+        chunk_frames, format_version: as :class:`ScrtWriter`'s.
 
     Returns:
         the :class:`StreamInfo` written in the header.
@@ -377,20 +671,21 @@ def write_scrt(
     if frames_per_packet is not None:
         changes["frames_per_packet"] = frames_per_packet
     info = dataclasses.replace(info, **changes) if changes else info
-    with ScrtWriter(file_or_path, info) as w:
+    with ScrtWriter(file_or_path, info, chunk_frames=chunk_frames,
+                    format_version=format_version) as w:
         w.write_frames(tokens)
     return info
 
 
 def read_scrt(file_or_path) -> tuple[StreamInfo, np.ndarray, list[PacketInfo]]:
-    """Read and validate a whole stream.
+    """Read and validate a whole stream (format version 1 or 2).
 
     Args:
         file_or_path: path, binary file object, or bytes-like.
 
     Returns:
         ``(info, tokens, packets)``: the metadata with ``n_frames``/``n_samples`` filled in from
-        the END packet, ``[L, 2]`` int64 ids (semantic, acoustic), one :class:`PacketInfo` per
+        the end record, ``[L, 2]`` int64 ids (semantic, acoustic), one :class:`PacketInfo` per
         packet (END included).
 
     Raises:
@@ -405,13 +700,61 @@ def read_scrt(file_or_path) -> tuple[StreamInfo, np.ndarray, list[PacketInfo]]:
     return info, tokens, reader.packets
 
 
-def _header_bytes(info: StreamInfo) -> bytes:
+def _header_v1(info: StreamInfo) -> bytes:
     # Compact, sorted and ASCII so that equal metadata always gives identical bytes.
     raw = json.dumps(info.to_json_dict(), sort_keys=True, separators=(",", ":")).encode("ascii")
     if len(raw) > MAX_JSON_BYTES:
         raise BitstreamError(f"header metadata is {len(raw)} bytes, the limit is {MAX_JSON_BYTES}")
-    head = _HEADER.pack(MAGIC, FORMAT_VERSION, len(raw)) + raw
+    head = _HEADER.pack(MAGIC, 1, len(raw)) + raw
     return head + _CRC.pack(zlib.crc32(head))
+
+
+def _header_v2(info: StreamInfo) -> bytes:
+    flags = 0
+    out = bytearray()
+    for key in ("token_rate", "semantic_vocab", "acoustic_vocab", "sample_rate",
+                "frames_per_packet"):
+        out += encode_uvarint(getattr(info, key))
+    for key, flag in (("n_samples", _FLAG_N_SAMPLES), ("n_frames", _FLAG_N_FRAMES)):
+        if getattr(info, key) is not None:
+            flags |= flag
+            out += encode_uvarint(getattr(info, key))
+    if _HEX.fullmatch(info.model):
+        flags |= _FLAG_HEX_MODEL
+        model = bytes.fromhex(info.model)
+    else:
+        model = _utf8(info.model, "model")
+    for raw in (model, _utf8(info.config, "config"), _utf8(info.version, "version")):
+        out += encode_uvarint(len(raw)) + raw
+    head = MAGIC + bytes([2, flags]) + bytes(out)
+    return head + _CRC.pack(zlib.crc32(head))
+
+
+def _utf8(text: str, key: str) -> bytes:
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BitstreamError(f"header field {key} cannot be encoded as UTF-8") from None
+    if len(raw) > MAX_TEXT_BYTES:  # unreachable through StreamInfo (256 characters)
+        raise BitstreamError(f"header field {key} is {len(raw)} bytes, the limit is {MAX_TEXT_BYTES}")
+    return raw
+
+
+def _check_chunk_frames(info: StreamInfo, chunk_frames) -> int:
+    if chunk_frames is None:
+        return default_chunk_frames(info)
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, (int, np.integer)):
+        raise BitstreamError(f"chunk_frames must be an integer, got {type(chunk_frames).__name__}")
+    fpp = info.frames_per_packet
+    if chunk_frames < 1 or chunk_frames % fpp:
+        raise BitstreamError(
+            f"chunk_frames must be a positive multiple of frames_per_packet {fpp}, got {chunk_frames}"
+        )
+    if packed_size(int(chunk_frames), info.frame_bits) > MAX_CHUNK_BYTES:
+        raise BitstreamError(
+            f"{chunk_frames} frames of {info.frame_bits} bits exceed {MAX_CHUNK_BYTES} bytes per chunk"
+        )
+    return int(chunk_frames)
 
 
 def _open(file_or_path, mode: str) -> tuple[BinaryIO, bool]:

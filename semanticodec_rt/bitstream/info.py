@@ -1,6 +1,8 @@
-"""Metadata of a ``.scrt`` stream: :class:`StreamInfo`, the JSON object of the file header.
+"""Metadata of a ``.scrt`` stream: :class:`StreamInfo`, what the file header holds.
 
-JSON keys (all required, no others; compact and sorted when written):
+A version 2 file stores these fields in a binary header (:mod:`.container`; the bits are derived
+from the vocab sizes there).  A version 1 file stores them as a JSON object, keys (all required,
+no others; compact and sorted when written):
 
 ===================== ========== ==============================================================
 key                   type       meaning

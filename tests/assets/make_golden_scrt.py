@@ -1,14 +1,18 @@
-"""Regenerate ``golden_v1.scrt.bin``, the frozen example of ``.scrt`` format version 1.
+"""Regenerate ``golden_v1.scrt.bin`` and ``golden_v2.scrt.bin``, the frozen examples of ``.scrt``
+format versions 1 and 2 (the same stream in both).
 
 Run ``python tests/assets/make_golden_scrt.py`` only when the format changes on purpose (with a
-format version bump); ``tests/test_bitstream.py`` checks the committed file against this script
-and pins its sha256, so any drift of the writer shows up as a failing test.
+format version bump; a released version's golden never changes); ``tests/test_bitstream.py``
+checks the committed files against this script and pins their sha256, so any drift of the
+writer shows up as a failing test.
 
 Everything is fixed here (no RNG, whose streams may change across numpy versions; a literal
 model sha and package version, not the running ones): 37 token positions at token rate 100,
 semantic vocab 32768 (15 bits) + acoustic 8192 (13 bits), 8 frames per packet, so four full
 28-byte payloads, one partial packet of 5 frames (18 bytes, 4 padding bits) and the END packet.
-The extreme ids 0 and vocab - 1 both occur.  (The name avoids ``*.scrt``, which .gitignore skips.)
+Version 2 stores them in chunks of 16 frames (two full chunks of 56 bytes, one of 5 frames, then
+the end record).  The extreme ids 0 and vocab - 1 both occur.  (The names avoid ``*.scrt``,
+which .gitignore skips.)
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 GOLDEN_PATH = HERE / "golden_v1.scrt.bin"
+GOLDEN_V2_PATH = HERE / "golden_v2.scrt.bin"
+GOLDEN_V2_CHUNK_FRAMES = 16
 
 if __name__ == "__main__":  # allow running from a checkout that is not installed
     sys.path.insert(0, str(HERE.parents[1]))
@@ -57,13 +63,16 @@ def golden_tokens() -> np.ndarray:
     return ids
 
 
-def golden_bytes() -> bytes:
+def golden_bytes(version: int = 1) -> bytes:
+    """The golden stream in format ``version`` (1 or 2)."""
     buf = io.BytesIO()
-    write_scrt(buf, golden_info(), golden_tokens())
+    kw = {"chunk_frames": GOLDEN_V2_CHUNK_FRAMES} if version == 2 else {}
+    write_scrt(buf, golden_info(), golden_tokens(), format_version=version, **kw)
     return buf.getvalue()
 
 
 if __name__ == "__main__":
-    data = golden_bytes()
-    GOLDEN_PATH.write_bytes(data)
-    print(f"wrote {GOLDEN_PATH} ({len(data)} bytes)")
+    for version, path in ((1, GOLDEN_PATH), (2, GOLDEN_V2_PATH)):
+        data = golden_bytes(version)
+        path.write_bytes(data)
+        print(f"wrote {path} ({len(data)} bytes)")
