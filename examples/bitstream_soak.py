@@ -3,9 +3,10 @@
     python examples/bitstream_soak.py 200000 [seed]
 
 Each round writes a random valid stream (random vocab sizes incl. non-powers of two, token rate,
-length, frames per packet), checks the round trip, then feeds one corrupted copy (bit flips,
-byte changes, truncation, inserted/deleted bytes, packets resealed with a valid CRC after a
-change, or garbage) to ``read_scrt``.  Any other exception, or a round-trip mismatch, stops the
+length, frames per packet, file format version 1 or 2), checks the round trip, then feeds one
+corrupted copy (bit flips, byte changes, truncation, inserted/deleted bytes, a v1 packet resealed
+with a valid CRC after a change -- on a v2 file, whose records chain their CRCs, that is one more
+byte change -- or garbage) to ``read_scrt``.  Any other exception, or a round-trip mismatch, stops the
 run with the seed and round to reproduce it.  Not part of CI (tests/test_bitstream.py runs a
 10k-input version).
 """
@@ -30,7 +31,7 @@ def random_stream(r: random.Random) -> tuple[bytes, np.ndarray]:
     n = r.choice([0, 1, r.randrange(200)])
     ids = np.stack([rng.integers(0, sv, n), rng.integers(0, av, n)], axis=1)
     buf = io.BytesIO()
-    write_scrt(buf, info, ids)
+    write_scrt(buf, info, ids, format_version=r.choice([1, 2]))
     return buf.getvalue(), ids
 
 

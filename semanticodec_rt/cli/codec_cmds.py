@@ -168,7 +168,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("packets", f"{r['n_packets']} ({r['n_packets'] - 1} tokens + END)"),
         ("file size", f"{r['file_bytes']} bytes"
                       + (f" ({r['file_bps']:.1f} bps over the duration)" if r["file_bps"] else "")),
-        ("overhead", f"{r['overhead_bytes']} bytes (header and packet framing; "
+        ("overhead", f"{r['overhead_bytes']} bytes (header and framing of format version "
+                     f"{r['format_version']}; "
                      f"payload {r['payload_bytes']} bytes)"),
         ("written by", f"semanticodec_rt {r['version']}"),
     ]
