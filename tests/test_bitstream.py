@@ -558,6 +558,30 @@ def test_model_mismatch_names_both_models():
 # robustness: only BitstreamError, whatever the input
 
 
+
+def _raw_mutation(r, op: int, base: bytes, *, truncate: bool, prefix: int) -> bytearray:
+    """The byte-level mutations both fuzzers share: bit flips (0), byte changes (1), inserted (2)
+    or deleted bytes (3; ``truncate``: sometimes everything after a point), garbage (4),
+    sometimes behind up to ``prefix`` valid bytes."""
+    b = bytearray(base)
+    if op == 0:  # bit flips
+        for _ in range(r.randint(1, 4)):
+            i = r.randrange(len(b) * 8)
+            b[i // 8] ^= 1 << (i % 8)
+    elif op == 1:  # byte changes
+        for _ in range(r.randint(1, 3)):
+            b[r.randrange(len(b))] = r.randrange(256)
+    elif op == 2:  # insert bytes
+        i = r.randrange(len(b) + 1)
+        b[i:i] = r.randbytes(r.randint(1, 8))
+    elif op == 3:  # delete bytes (or truncate)
+        i = r.randrange(len(b))
+        del b[i : i + r.randint(1, 8) if not truncate or r.random() < 0.7 else len(b)]
+    else:  # garbage, sometimes behind a valid-looking prefix
+        g = r.randbytes(r.randrange(600))
+        b = bytearray(g if r.random() < 0.5 else base[: r.randrange(prefix)] + g)
+    return b
+
 class _Mutator:
     """Seeded corruptions of a valid stream; each call returns one candidate input."""
 
@@ -567,24 +591,10 @@ class _Mutator:
         self.base = _assemble(meta, packets)
 
     def __call__(self) -> bytes:
-        r, b = self.rng, bytearray(self.base)
+        r = self.rng
         op = r.randrange(9)
-        if op == 0:  # bit flips
-            for _ in range(r.randint(1, 4)):
-                i = r.randrange(len(b) * 8)
-                b[i // 8] ^= 1 << (i % 8)
-        elif op == 1:  # byte changes
-            for _ in range(r.randint(1, 3)):
-                b[r.randrange(len(b))] = r.randrange(256)
-        elif op == 2:  # insert bytes
-            i = r.randrange(len(b) + 1)
-            b[i:i] = r.randbytes(r.randint(1, 8))
-        elif op == 3:  # delete bytes
-            i = r.randrange(len(b))
-            del b[i : i + r.randint(1, 8)]
-        elif op == 4:  # random garbage, sometimes behind a valid-looking prefix
-            g = r.randbytes(r.randrange(600))
-            b = bytearray(g if r.random() < 0.5 else self.base[: r.randrange(30)] + g)
+        if op <= 4:
+            b = _raw_mutation(r, op, self.base, truncate=False, prefix=30)
         elif op == 5:  # valid CRC, semantically wrong header
             b = bytearray(_assemble(self._bad_meta(), self.packets))
         elif op == 6:  # valid CRCs, a packet field changed
@@ -973,24 +983,10 @@ class _V2Mutator:
         self.base = _v2_seal(self.header, self.bodies)
 
     def __call__(self) -> bytes:
-        r, b = self.rng, bytearray(self.base)
+        r = self.rng
         op = r.randrange(9)
-        if op == 0:  # bit flips
-            for _ in range(r.randint(1, 4)):
-                i = r.randrange(len(b) * 8)
-                b[i // 8] ^= 1 << (i % 8)
-        elif op == 1:  # byte changes
-            for _ in range(r.randint(1, 3)):
-                b[r.randrange(len(b))] = r.randrange(256)
-        elif op == 2:  # insert bytes
-            i = r.randrange(len(b) + 1)
-            b[i:i] = r.randbytes(r.randint(1, 8))
-        elif op == 3:  # delete or truncate
-            i = r.randrange(len(b))
-            del b[i : i + r.randint(1, 8) if r.random() < 0.7 else len(b)]
-        elif op == 4:  # garbage, sometimes behind a valid-looking prefix
-            g = r.randbytes(r.randrange(600))
-            b = bytearray(g if r.random() < 0.5 else self.base[: r.randrange(40)] + g)
+        if op <= 4:
+            b = _raw_mutation(r, op, self.base, truncate=True, prefix=40)
         elif op == 5:  # valid CRCs, a header field changed
             b = bytearray(_v2_seal(self._bad_header(), self.bodies))
         elif op == 6:  # valid CRCs, a record changed
@@ -1007,6 +1003,7 @@ class _V2Mutator:
                 p[i], p[j] = p[j], p[i]
             b = bytearray(_v2_seal(self.header, p))
         else:  # version byte or flags changed (CRC intact or not)
+            b = bytearray(self.base)
             b[4 + r.randrange(2)] = r.choice([0, 1, 3, 7, 8, 255, r.randrange(256)])
         return bytes(b)
 
