@@ -8,10 +8,9 @@ faster than a CPU core (the torch twin runs batched on a GPU for training).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from . import _backend
+from . import _backend, _f32_numpy
 
 
 class FarganKernel:
@@ -41,6 +40,7 @@ class FarganKernel:
         self._k.reset()
 
 
-def _f32(t) -> np.ndarray:
-    a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-    return np.ascontiguousarray(a, dtype=np.float32)
+
+def _f32(t: torch.Tensor):
+    """A float32 C-contiguous numpy view (or copy) of a tensor on any device."""
+    return _f32_numpy(t.detach().cpu())
