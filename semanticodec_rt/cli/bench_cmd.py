@@ -44,8 +44,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from ..lab.bench import codec_bench as bench
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         steps = [int(x) for x in args.steps.split(",") if x.strip()]
     except ValueError:
@@ -59,7 +57,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seconds, steps, ref_steps = min(seconds, 2.0), [1], min(ref_steps, 4)
     if seconds <= 0:
         raise CliError("--seconds must be > 0")
-    codec = load_codec(args)
+    codec = load_codec(args)  # sets --threads
     say(args, f"bench {codec.cfg.name} on {args.device}, {torch.get_num_threads()} threads, {seconds:g} s signal")
     rows = bench.run(codec, seconds=seconds, steps=steps, reference_steps=ref_steps,
                      progress=lambda r: say(args, f"  {r.mode} {r.steps} steps: decode RTF {r.decode_rtf:.3f}"))
