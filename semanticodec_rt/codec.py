@@ -28,9 +28,8 @@ from .audio.files import AudioInputError, waveform_from_array
 from .audio.load import load_waveform
 from .audio.resample import resample
 from .config import SAMPLE_RATE, CodecConfig
-from .decoder.latent_diffusion import LatentDiffusionDecoder
-from .encoder.codec_encoder import SemantiCodecEncoder
-from .windowing import windowing_for
+from .decoder.synthesis.fargan import FARGAN
+from .windowing import build_decoder, build_encoder, windowing_for
 from .windowing.checks import check_tokens, model_device
 
 
@@ -43,7 +42,7 @@ class SemantiCodec(nn.Module):
         decoder: token features -> waveform windows.
     """
 
-    def __init__(self, cfg: CodecConfig, encoder: SemantiCodecEncoder, decoder: LatentDiffusionDecoder):
+    def __init__(self, cfg: CodecConfig, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = encoder
@@ -66,13 +65,15 @@ class SemantiCodec(nn.Module):
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            encoder = SemantiCodecEncoder(cfg, with_mae_decoder=False)
-            encoder.load_semantic_codebook(torch.randn(cfg.semantic_vocab_size, cfg.feature_dim))
-            decoder = LatentDiffusionDecoder(cfg, with_vae_encoder=False)
+            encoder = build_encoder(cfg)
+            encoder.load_semantic_codebook(torch.randn(cfg.semantic_vocab_size, encoder.semantic_quantizer.feature_dim))
+            decoder = build_decoder(cfg)
             with torch.no_grad():
                 for p in decoder.parameters():
                     if p.dim() > 1 and not p.any():
                         p.normal_(0.0, 0.02)
+            if cfg.speech is not None:
+                decoder.attach_vocoder(FARGAN.random())
         finally:
             torch.random.set_rng_state(gen_state)
         return cls(cfg, encoder, decoder).to(device).eval()

@@ -186,6 +186,37 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class SpeechConfig:
+    """The speech route: tokens -> 20 FARGAN features per 10 ms frame -> the FARGAN vocoder.
+
+    One token position is ``unit_frames`` 10 ms frames.  Its semantic id is the nearest
+    k-means centroid of a causal ViT feature (``CodecConfig.vit`` sizes, one patch per
+    position, attending ``context_units`` past positions per layer); its acoustic id is the
+    composite of ``rvq_stages`` residual-VQ indices of ``rvq_bits`` each.  The decoder waits
+    for ``lookahead_units`` later positions.
+    """
+
+    unit_frames: int = 4  # 40 ms per token position (token rate 25)
+    context_units: int = 15
+    lookahead_units: int = 1
+    xcorr_min_lag: int = 32  # FARGAN's shortest period (500 Hz)
+    xcorr_max_lag: int = 256  # one past its longest (62.5 Hz)
+    xcorr_window: int = 320  # samples correlated per frame (20 ms)
+    enc_channels: int = 256
+    code_dim: int = 64
+    rvq_stages: int = 4
+    rvq_bits: int = 10
+    dec_hidden: int = 384
+    pitch_bins: int = 192
+    flow_hidden: int = 256
+    flow_layers: int = 3
+
+    @property
+    def xcorr_lags(self) -> int:
+        return self.xcorr_max_lag - self.xcorr_min_lag
+
+
+@dataclass(frozen=True)
 class CodecConfig:
     """Everything needed to build a codec.  Derived sizes are properties, never stored twice."""
 
@@ -207,6 +238,8 @@ class CodecConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     # None: the published 10.24 s windowing.  Set: a streaming-native rt preset.
     stream: StreamConfig | None = None
+    # Set: the speech route (vocoder features and FARGAN instead of latent diffusion).
+    speech: SpeechConfig | None = None
 
     def __post_init__(self) -> None:
         if self.token_rate not in TOKEN_RATES:
@@ -267,6 +300,8 @@ class CodecConfig:
         for sub, name, default in _LATE_FIELDS:
             if d[sub].get(name) == default:
                 del d[sub][name]
+        if d["speech"] is None:  # a later top-level section, omitted when unset
+            del d["speech"]
         return d
 
     @classmethod
@@ -303,6 +338,7 @@ _SUBCONFIGS = {
     "diffusion": DiffusionConfig,
     "sampler": SamplerConfig,
     "stream": StreamConfig,
+    "speech": SpeechConfig,
 }
 
 
@@ -393,8 +429,30 @@ def rt_config(family: str = "rt-small", token_rate: int = 100, semantic_vocab_si
     )
 
 
+# -- the speech route ----------------------------------------------------------------------------
+def speech_config(family: str = "sp-small", semantic_vocab_size: int = 4096) -> CodecConfig:
+    """The speech route's preset: 25 positions/s of 2 ids (token rate 50 ids/s, the official
+    convention), 12 + 40 bits per position = 1300 bit/s."""
+    if family != "sp-small":
+        raise ValueError(f"unknown speech family {family!r}; known: sp-small")
+    sp = SpeechConfig()
+    return CodecConfig(
+        name=f"{family}-r50-v{semantic_vocab_size}",
+        token_rate=50,
+        semantic_vocab_size=semantic_vocab_size,
+        window_frames=(sp.context_units + 1) * sp.unit_frames,
+        vit=ViTConfig(img_frames=(sp.context_units + 1) * sp.unit_frames, dim=192, depth=4, heads=4,
+                      decoder_dim=0, decoder_depth=0, decoder_heads=1, average_last=1),
+        acoustic=AcousticConfig(lstm_layers=1, bidirectional=False, codebook_size=1 << (sp.rvq_stages * sp.rvq_bits),
+                                hidden=sp.enc_channels),
+        sampler=SamplerConfig(steps=2, eta=0.0, cfg_scale=1.0, spacing="trailing"),
+        speech=sp,
+    )
+
+
 PRESETS: dict[str, CodecConfig] = {
     f"official-r{r}-v{v}": official_config(r, v) for r in TOKEN_RATES for v in SEMANTIC_VOCAB_SIZES
 }
 PRESETS.update({f"{fam}-r{r}": rt_config(fam, r) for fam in RT_FAMILIES for r in TOKEN_RATES})
+PRESETS["sp-small-r50"] = speech_config("sp-small")
 

@@ -172,11 +172,13 @@ def test_bits_for_vocab():
     assert [bits_for_vocab(v) for v in (2, 3, 4, 1000, 1024, 1025, 4096, 8192, 32768)] == [
         1, 2, 2, 10, 10, 11, 12, 13, 15]
     assert bits_for_vocab(1 << 32) == 32
-    for bad in (1, 0, -5, (1 << 32) + 1, True, 3.0):
+    assert bits_for_vocab(1 << 40) == 40  # the speech route's composite acoustic ids
+    assert bits_for_vocab(1 << 48) == 48
+    for bad in (1, 0, -5, (1 << 48) + 1, True, 3.0):
         _raises(bits_for_vocab, bad)
 
 
-@pytest.mark.parametrize("bits", range(1, 33))
+@pytest.mark.parametrize("bits", range(1, 49))
 def test_pack_roundtrip_every_width(bits):
     rng = np.random.default_rng(bits)
     top = (1 << bits) - 1
@@ -219,7 +221,7 @@ def test_pack_rejects_bad_input():
     _raises(pack_bits, [1.0], 8, match="integers")
     _raises(pack_bits, [True], 8, match="integers")
     _raises(pack_bits, [[1]], 8, match="1-D")
-    for bits in (0, 33, -1, True, 8.0):
+    for bits in (0, 49, -1, True, 8.0):
         _raises(pack_bits, [0], bits)
     _raises(pack_fields, [[1, 2]], (8,), match="columns")
     _raises(unpack_bits, b"\x00", 9, 1, match="bytes")  # short
@@ -869,7 +871,7 @@ def test_v2_rejects_bad_headers():
         ("frames_per_packet", 0, "frames_per_packet"),
         ("frames_per_packet", 1 << 16, "frames_per_packet"),
         ("semantic_vocab", 1, "semantic_vocab"),
-        ("acoustic_vocab", (1 << 32) + 1, "acoustic_vocab"),
+        ("acoustic_vocab", (1 << 48) + 1, "acoustic_vocab"),
         ("sample_rate", 1 << 30, "sample_rate"),
         ("n_frames", 1 << 32, "n_frames"),
         ("token_rate", b"\x80\x00", "shortest form"),

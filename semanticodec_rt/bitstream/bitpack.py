@@ -37,7 +37,9 @@ __all__ = [
     "unpack_fields",
 ]
 
-MAX_BITS = 32  # widths are 1..32; ids are unsigned 32-bit at most
+# Widths are 1..48: 32 covers every single-codebook vocab; the speech route's acoustic id is the
+# composite of 4 residual-VQ stages of 10 bits (40 bits), which needs more.
+MAX_BITS = 48
 
 
 def bits_for_vocab(vocab: int) -> int:
@@ -62,7 +64,7 @@ def pack_bits(values, bits: int) -> bytes:
 
     Args:
         values: ``[n]`` integer array (or sequence); every value in ``0 .. 2**bits - 1``.
-        bits: width per value, 1..32.
+        bits: width per value, 1..48.
 
     Returns:
         ``packed_size(n, bits)`` bytes.
@@ -79,7 +81,7 @@ def unpack_bits(data, bits: int, count: int) -> np.ndarray:
 
     Args:
         data: bytes-like of exactly ``packed_size(count, bits)`` bytes.
-        bits: width per value, 1..32.
+        bits: width per value, 1..48.
         count: number of values.
 
     Returns:
@@ -96,7 +98,7 @@ def pack_fields(fields, widths: Sequence[int]) -> bytes:
 
     Args:
         fields: ``[n, k]`` integer array; column ``j`` in ``0 .. 2**widths[j] - 1``.
-        widths: ``k`` widths, each 1..32.
+        widths: ``k`` widths, each 1..48.
 
     Returns:
         ``packed_size(n, sum(widths))`` bytes.
@@ -114,10 +116,10 @@ def pack_fields(fields, widths: Sequence[int]) -> bytes:
         if lo < 0 or hi >= 1 << w:
             bad = lo if lo < 0 else hi
             raise BitstreamError(f"value {bad} in field {j} does not fit in {w} bits")
-    # Range-checked, so the cast to little-endian uint32 is exact; its bytes in memory order are
+    # Range-checked, so the cast to little-endian uint64 is exact; its bytes in memory order are
     # the value's bits LSB first once unpacked with bitorder="little".
     nbytes = (max(widths) + 7) // 8  # higher bytes are all zero: skip unpacking them
-    raw = arr.astype("<u4").view(np.uint8).reshape(n, k, 4)[:, :, :nbytes]
+    raw = arr.astype("<u8").view(np.uint8).reshape(n, k, 8)[:, :, :nbytes]
     bits = np.unpackbits(raw, axis=2, bitorder="little")  # [n, k, 8 * nbytes]
     if len(set(widths)) == 1:
         rows = bits[:, :, : widths[0]].reshape(n, -1)
@@ -131,7 +133,7 @@ def unpack_fields(data, widths: Sequence[int], count: int) -> np.ndarray:
 
     Args:
         data: bytes-like of exactly ``packed_size(count, sum(widths))`` bytes.
-        widths: ``k`` widths, each 1..32.
+        widths: ``k`` widths, each 1..48.
         count: number of rows ``n``.
 
     Returns:
@@ -159,9 +161,9 @@ def unpack_fields(data, widths: Sequence[int], count: int) -> np.ndarray:
     if stream[used:].any():
         raise BitstreamError("non-zero padding bits after the last value")
     rows = stream[:used].reshape(count, row_bits)
-    # Scatter each field's bits into a zero 32-bit row, then let packbits rebuild the
-    # little-endian bytes of a uint32.
-    wide = np.zeros((count, k, 32), dtype=np.uint8)
+    # Scatter each field's bits into a zero 64-bit row, then let packbits rebuild the
+    # little-endian bytes of a uint64.
+    wide = np.zeros((count, k, 64), dtype=np.uint8)
     if len(set(widths)) == 1:
         wide[:, :, : widths[0]] = rows.reshape(count, k, widths[0])
     else:
@@ -169,8 +171,8 @@ def unpack_fields(data, widths: Sequence[int], count: int) -> np.ndarray:
         for j, w in enumerate(widths):
             wide[:, j, :w] = rows[:, start : start + w]
             start += w
-    words = np.packbits(wide, axis=2, bitorder="little")  # [count, k, 4]
-    return np.ascontiguousarray(words).view("<u4")[:, :, 0].astype(np.int64)
+    words = np.packbits(wide, axis=2, bitorder="little")  # [count, k, 8]
+    return np.ascontiguousarray(words).view("<u8")[:, :, 0].astype(np.int64)
 
 
 def _check_int(x, name: str) -> int:

@@ -11,7 +11,7 @@ key                   type       meaning
 ``config``            str        config name (a label for messages)
 ``token_rate``        int        ids per second, both streams (100 / 50 / 25)
 ``semantic_vocab``    int        semantic vocab size (ids ``0 .. vocab - 1``)
-``acoustic_vocab``    int        acoustic vocab size (8192)
+``acoustic_vocab``    int        acoustic vocab size (8192; 2^40 for the speech route's composite ids)
 ``semantic_bits``     int        ``ceil(log2(semantic_vocab))``; checked, never free
 ``acoustic_bits``     int        ``ceil(log2(acoustic_vocab))``; checked, never free
 ``sample_rate``       int        Hz
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..version import __version__
-from .bitpack import bits_for_vocab
+from .bitpack import MAX_BITS, bits_for_vocab
 from .errors import BitstreamError
 from .packet import MAX_PACKET_BYTES, MAX_PACKET_FRAMES, PACKET_OVERHEAD
 
@@ -87,7 +87,7 @@ class StreamInfo:
             _expect_str(key, getattr(self, key))
         _expect_int("token_rate", self.token_rate, 1, 1 << 20)
         _expect_int("semantic_vocab", self.semantic_vocab, 2, _U32)
-        _expect_int("acoustic_vocab", self.acoustic_vocab, 2, _U32)
+        _expect_int("acoustic_vocab", self.acoustic_vocab, 2, 1 << MAX_BITS)
         _expect_int("sample_rate", self.sample_rate, 1, 1 << 24)
         if self.n_samples is not None:
             _expect_int("n_samples", self.n_samples, 0, _U64 - 1)

@@ -1,4 +1,5 @@
-"""``data build``: the offline training corpus from Debian packages (:mod:`semanticodec_rt.lab.data`)."""
+"""``data build``: the offline training corpus from Debian packages; ``data features``: the speech
+route's training streams (:mod:`semanticodec_rt.lab.data`)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,39 @@ def add_parser(sub) -> None:
                    help="process just these packages of the tier (the manifest keeps the others "
                         "already built in OUT)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
+
+    f = dsub.add_parser(
+        "features", help="the speech route's training streams: audio at random levels + FARGAN features",
+        description="""\
+Write, per split (train, valid), one long 16 kHz stream of the corpus clips (shuffled, each
+at a random active level in -42..-12 dBFS, short random gaps; all speech and effects, music
+excerpts up to 20 % of the speech time) and opus's FARGAN feature analysis of it
+(OUT/<split>.pcm.npy, .feat.npy, .clips.jsonl, OUT/stats.json).  The analysis is the Debian
+opus 1.5.2 source build, fetched and built on first use (about 2 minutes).  test and
+test_unseen are never read.""",
+        epilog=f"example:\n  {PROG} data features --ref corpus --out streams", formatter_class=FORMATTER)
+    f.set_defaults(func=cmd_data_features)
+    f.add_argument("--ref", required=True, metavar="CORPUS", help="corpus folder (from 'data build')")
+    f.add_argument("--out", required=True, metavar="DIR", help="the stream folder (created; keep it outside git)")
+    f.add_argument("--seed", type=int, default=0, help="shuffle, level and excerpt seed (default 0)")
+    f.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
+
+
+def cmd_data_features(args: argparse.Namespace) -> int:
+    from ..lab.data import DataError
+    from ..lab.data.feature_stream import build_streams
+
+    if not (Path(args.ref) / "manifest.jsonl").exists():
+        raise CliError(f"--ref {args.ref}: no manifest.jsonl (build the corpus with '{PROG} data build')")
+    try:
+        stats = build_streams(args.ref, args.out, seed=args.seed)
+    except (DataError, ValueError) as e:
+        raise CliError(str(e)) from None
+    if not args.quiet:
+        for split, s in stats["summary"].items():
+            hours = ", ".join(f"{k} {v:.2f} h" for k, v in s["hours"].items())
+            print(f"{split}: {s['clips']} clips, {hours} -> {args.out}", flush=True)
+    return 0
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:

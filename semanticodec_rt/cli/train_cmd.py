@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .common import FORMATTER, CliError, positive_int, progress_enabled, say
 
-STAGE_CHOICES = ("mae", "kmeans", "vae", "vocoder", "ldm", "export", "distill")
+STAGE_CHOICES = ("mae", "kmeans", "vae", "vocoder", "ldm", "export", "distill", "speech")
 
 _DESCRIPTION = """\
 Train a model from a corpus (see 'semanticodec-rt data build'), one stage at a time, in this
@@ -26,6 +26,14 @@ and, on a finished teacher (ours or the published checkpoints):
   distill  few-step students of the decoder (progressive distillation, guidance folded in);
            writes RUN_DIR/distill/model-sN.safetensors for every step count of distill.rounds
 
+The speech route (preset sp-small-r50: tokens -> FARGAN features -> FARGAN) has its own recipe,
+from the feature streams of 'semanticodec-rt data features' (--data STREAMS):
+
+  speech   semantic ViT -> k-means -> acoustic encoder + residual VQ + regression decoder ->
+           residual flow, every unfinished stage in turn, resumable to the step (--max-minutes
+           stops it in slices); 'train export --out RUN_DIR' then writes the model (float16
+           by default for a speech run)
+
 All stages of one model share RUN_DIR (one sub-folder each: config.json, log.jsonl, ckpt/,
 final.safetensors).  Checkpoints every STAGE.ckpt_every steps and when stopped (Ctrl-C,
 --max-steps); --resume continues exactly where the newest checkpoint left off.  Batches are
@@ -41,6 +49,8 @@ examples:
   torchrun --nproc_per_node 2 -m semanticodec_rt train vae --config rt-small --data corpus --out runs/rt-small
   semanticodec-rt train export --out runs/rt-small --fp16
   semanticodec-rt train distill --teacher runs/rt-small --data corpus --out runs/rt-small
+  semanticodec-rt data features --ref corpus --out streams
+  semanticodec-rt train speech --data streams --out runs/speech --threads 1 --max-minutes 170
   semanticodec-rt train distill --teacher official:ckpts:100:32768 --data corpus --out runs/official-d \
       --device cuda --precision bf16"""
 
@@ -58,6 +68,8 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the stage")
     p.add_argument("--max-steps", type=positive_int, metavar="N",
                    help="stop after N more steps (a checkpoint is written), e.g. to train in slices")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="speech: stop after M minutes of wall time (a checkpoint is written)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="autocast precision on CUDA (default fp32; ignored on CPU)")
@@ -80,6 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.stage == "speech" or (args.stage == "export" and _is_speech_run(args.out)):
+        return _cmd_speech(args)
     if args.stage == "export":
         from ..lab.train.assemble import export
 
@@ -122,4 +136,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith("loss"))
         say(args, f"{args.stage}: step {trainer.step}/{trainer.settings.steps}"
                   f"{' (finished: final.safetensors written)' if done else ''}; {losses}")
+    return 0
+
+
+def _is_speech_run(out: str) -> bool:
+    from ..lab.train.speech_run import is_speech_run
+
+    return is_speech_run(Path(out))
+
+
+def _cmd_speech(args: argparse.Namespace) -> int:
+    """``train speech`` (the recipe) and ``train export`` of a speech run."""
+    from ..lab.train import speech_run
+
+    if args.stage == "export":
+        if args.fp16 and args.storage not in (None, "float16"):
+            raise CliError("--fp16 and --storage disagree; give one")
+        path, sha = speech_run.export(args.out, args.model_out, storage=args.storage or "float16")
+        say(args, f"exported {args.out} -> {path} (model {sha}, {Path(path).stat().st_size / 1e6:.1f} MB)")
+        return 0
+    if not args.data:
+        raise CliError("--data STREAMS is required (the folder 'semanticodec-rt data features' wrote)")
+    if not (Path(args.data) / "stats.json").exists():
+        raise CliError(f"--data {args.data}: no stats.json; build it with 'semanticodec-rt data features'")
+    record = speech_run.run_recipe(args.data, args.out, max_minutes=args.max_minutes,
+                                   threads=args.threads, log=lambda s: say(args, s))
+    cpu_h = sum(record["cpu_s"].values()) / 3600
+    say(args, f"speech: {', '.join(speech_run.progress(args.out))}; {cpu_h:.2f} CPU-hours so far")
     return 0

@@ -10,15 +10,15 @@ Layout, integers big-endian:
 ====== ====== =================================================================
 offset bytes  field
 ====== ====== =================================================================
-0      1      HELLO version (1)
+0      1      HELLO version (2)
 1      4      ``token_rate`` u32 (ids per second, both streams)
 5      4      ``semantic_vocab`` u32
-9      4      ``acoustic_vocab`` u32
-13     4      ``sample_rate`` u32 (Hz)
-17     2      ``frames_per_packet`` u16 (most frames in one TOKENS packet)
-19     1+M    model sha: length u8, ASCII
-20+M   1+C    config name: length u8, UTF-8
-21+M+C 4      CRC32 (zlib) of everything before
+9      8      ``acoustic_vocab`` u64 (version 1: u32; the speech route's composite ids need 2^40)
+17     4      ``sample_rate`` u32 (Hz)
+21     2      ``frames_per_packet`` u16 (most frames in one TOKENS packet)
+23     1+M    model sha: length u8, ASCII
+24+M   1+C    config name: length u8, UTF-8
+25+M+C 4      CRC32 (zlib) of everything before
 ====== ====== =================================================================
 """
 
@@ -32,8 +32,8 @@ from .datagram import DatagramError
 
 __all__ = ["HELLO_VERSION", "encode_hello", "decode_hello"]
 
-HELLO_VERSION = 1
-_FIXED = struct.Struct("!BIIIIH")
+HELLO_VERSION = 2
+_FIXED = struct.Struct("!BIIQIH")
 _CRC = struct.Struct("!I")
 
 

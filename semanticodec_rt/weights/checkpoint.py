@@ -112,8 +112,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
     from safetensors.torch import load_file
 
     from ..codec import SemantiCodec
-    from ..decoder.latent_diffusion import LatentDiffusionDecoder
-    from ..encoder.codec_encoder import SemantiCodecEncoder
+    from ..windowing import build_decoder, build_encoder
     from .state import assign_state
     from .storage import unpack
 
@@ -131,8 +130,8 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
     if "semantic_codebook" not in tensors:
         raise CheckpointError(f"{path}: no semantic_codebook tensor")
     with torch.device("meta"):
-        encoder = SemantiCodecEncoder(cfg, with_mae_decoder=False)
-        decoder = LatentDiffusionDecoder(cfg, with_vae_encoder=False)
+        encoder = build_encoder(cfg)
+        decoder = build_decoder(cfg)
     for prefix, module in (("encoder.", encoder), ("decoder.", decoder)):
         part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
@@ -140,6 +139,10 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
         except ValueError as e:
             raise CheckpointError(str(e)) from None
     encoder.load_semantic_codebook(tensors["semantic_codebook"])
+    if cfg.speech is not None:  # the vocoder ships once, in the package, with its own sha
+        from .fargan import load_fargan
+
+        decoder.attach_vocoder(load_fargan())
     codec = SemantiCodec(cfg, encoder, decoder).to(device).eval()
     codec.model_sha = meta["model_sha"]
     return codec

@@ -29,7 +29,12 @@ SCALE_SUFFIX = ".__int8_scale__"
 TRAINING_ONLY = {
     "encoder.quantizer._codebook.embed_avg": lambda t: t["encoder.quantizer._codebook.embed"].clone(),
     "encoder.quantizer._codebook.cluster_size": lambda t: torch.ones(t["encoder.quantizer._codebook.embed"].shape[:2]),
+    # the speech route's residual VQ (EMA statistics of its [S, K, D] codebooks)
+    "encoder.rvq.embed_sum": lambda t: t["encoder.rvq.embed"].clone(),
+    "encoder.rvq.cluster_size": lambda t: torch.ones(t["encoder.rvq.embed"].shape[:2]),
 }
+#: the tensor each training-only buffer is rebuilt from
+_REBUILT_FROM = {k: k.rsplit(".", 1)[0] + ".embed" for k in TRAINING_ONLY}
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -91,6 +96,6 @@ def unpack(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         else:
             out[k] = v.float() if v.is_floating_point() else v
     for k, rebuild in TRAINING_ONLY.items():
-        if k not in out and "encoder.quantizer._codebook.embed" in out:
+        if k not in out and _REBUILT_FROM[k] in out:
             out[k] = rebuild(out)
     return out

@@ -94,3 +94,14 @@ class Windowing(Protocol):
     def feature_windows(self, features: torch.Tensor, n_windows: int) -> torch.Tensor:
         """``[B, T, 2F]`` decoder features of crops -> ``[B * W, Tw, 2F]``: exactly what
         :meth:`decode` conditions each of the ``n_windows`` windows per crop on."""
+
+
+def stream_in_blocks(encoder, wave: torch.Tensor, block: int, on_progress=None) -> Iterator[np.ndarray]:
+    """Feed ``wave`` ``[1, N]`` to a streaming ``encoder`` ``block`` samples at a time; yield each
+    push's tokens ``[m, 2]`` and the flush's (what the streaming regimes' ``encode_blocks`` do)."""
+    for start in range(0, wave.shape[-1], block):
+        piece = wave[:, start : start + block]
+        yield encoder.push(piece)[0].numpy()
+        if on_progress is not None:
+            on_progress(piece.shape[-1])
+    yield encoder.flush()[0].numpy()

@@ -8,8 +8,9 @@ from ..config import CodecConfig
 
 
 def model_device(parts) -> torch.device:
-    """The device a codec's networks live on (read off the decoder's ``scale_factor`` buffer)."""
-    return parts.decoder.scale_factor.device
+    """The device a codec's networks live on (read off the decoder's first buffer: the
+    ``scale_factor`` of a latent-diffusion decoder, the feature statistics of the speech one)."""
+    return next(parts.decoder.buffers()).device
 
 
 def check_tokens(cfg: CodecConfig, tokens: torch.Tensor) -> torch.Tensor:

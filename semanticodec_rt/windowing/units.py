@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..audio.mel import HOP as MEL_HOP
 from ..config import CodecConfig, SamplerConfig
 from . import unit_grid as grid
-from .base import CodecParts
+from .base import CodecParts, stream_in_blocks
 from .unit_stream import RTStreamingDecoder, RTStreamingEncoder
 
 #: units per streaming-decoder call in :meth:`UnitWindowing.decode_chunks`: one UNet batch, as
@@ -67,13 +67,7 @@ class UnitWindowing:
     # -- files: streamed, in blocks --------------------------------------------------------------
     def encode_blocks(self, parts: CodecParts, wave: torch.Tensor, block: int,
                       on_progress=None) -> Iterator[np.ndarray]:
-        enc = self.stream_encoder(parts)
-        for start in range(0, wave.shape[-1], block):
-            piece = wave[:, start : start + block]
-            yield enc.push(piece)[0].numpy()
-            if on_progress is not None:
-                on_progress(piece.shape[-1])
-        yield enc.flush()[0].numpy()
+        return stream_in_blocks(self.stream_encoder(parts), wave, block, on_progress)
 
     def decode_chunks(self, parts: CodecParts, chunks: Iterable[np.ndarray], n_frames: int,
                       n_samples: int | None, sampler: SamplerConfig, *, seed: int,

@@ -177,6 +177,16 @@ class FARGAN(nn.Module):
         model.layers.load_state_dict(tensors, strict=True)
         return model.eval()
 
+    @classmethod
+    def random(cls, seed: int = 0) -> "FARGAN":
+        """Float layers with small random weights (graph and timing checks, not audio)."""
+        gen = torch.Generator().manual_seed(seed)
+        model = cls()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+        return model.eval()
+
     def dense_layers(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """``[(weight [out, in], bias or None)]`` in ``FARGAN_LAYERS`` order, float (int8 layers as
         their float equivalent): what the C++ kernel takes."""

@@ -1,0 +1,155 @@
+"""The speech route's decoder: token features -> FARGAN features -> 16 kHz audio.
+
+Per token position (40 ms = 4 frames): the regression path (:mod:`.speech.regression`) gives
+the mean features and the pitch logits; the flow residual (:mod:`.speech.flow`), sampled in
+``steps`` Euler steps from noise seeded per (seed, position), adds what the mean smooths away
+(``steps = 0``: regression only); the pitch is read off its categorical head
+(:mod:`.speech.pitch`).  The features are then de-normalised and voiced by FARGAN, one stream
+per batch item, in the C++ kernel (the torch twin where the extension is missing).
+
+The vocoder is not part of this module's state (its weights are opus's, shipped once in
+``assets/fargan.safetensors`` and named by their own sha256); whoever builds the codec attaches
+it with :meth:`SpeechDecoder.attach_vocoder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import CodecConfig
+from ..timing import StageTimes
+from .diffusion.noise import window_noise
+from .speech.flow import ResidualFlow
+from .speech.pitch import decode_pitch
+from .speech.regression import CONTINUOUS, FeatureRegressor
+from .synthesis.fargan import NB_FEATURES, PRIME_FRAMES
+
+#: feature columns the continuous outputs fill (cepstrum 0..17, pitch correlation 19)
+CONTINUOUS_COLUMNS = tuple(range(18)) + (19,)
+PITCH_COLUMN = 18
+
+
+@dataclass
+class DecoderState:
+    """What a stream carries: the regression GRU state, positions seen, the vocoders."""
+
+    regression: object = None
+    position: int = 0  # index of the next position whose features are emitted
+    vocoders: list = field(default_factory=list)
+
+
+class SpeechDecoder(nn.Module):
+    """Args: cfg with a ``speech`` section."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        sp = cfg.speech
+        self.cfg = cfg
+        in_dim = cfg.vit.dim + sp.code_dim
+        self.regressor = FeatureRegressor(in_dim, sp.dec_hidden, sp.unit_frames, sp.pitch_bins, sp.lookahead_units)
+        self.flow = ResidualFlow(sp.unit_frames * CONTINUOUS, self.regressor.context_dim, sp.flow_hidden,
+                                 sp.flow_layers)
+        # Feature statistics of the training data: the network works on normalised features.
+        self.register_buffer("feature_mean", torch.zeros(NB_FEATURES))
+        self.register_buffer("feature_std", torch.ones(NB_FEATURES))
+        # Features of digital silence (opus analysis of zeros): what primes a vocoder stream.
+        self.register_buffer("silence_features", torch.zeros(NB_FEATURES))
+        object.__setattr__(self, "vocoder", None)  # attached by the builder (attach_vocoder)
+        self.stage_times = StageTimes()
+
+    def attach_vocoder(self, fargan) -> None:
+        """Use ``fargan`` (:class:`~.synthesis.fargan.FARGAN`) to voice the features.  Set around
+        ``nn.Module``'s registration, so the vocoder stays out of this module's state dict."""
+        object.__setattr__(self, "vocoder", fargan)
+
+    # -- features ---------------------------------------------------------------------------------
+    def normalise(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw ``[..., 20]`` -> the continuous targets ``[..., 19]`` in normalised units."""
+        cols = list(CONTINUOUS_COLUMNS)
+        return (features[..., cols] - self.feature_mean[cols]) / self.feature_std[cols]
+
+    def to_features(self, cont: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Normalised continuous ``[..., 19]`` + pitch logits ``[..., P]`` -> raw ``[..., 20]``."""
+        cols = list(CONTINUOUS_COLUMNS)
+        raw = cont * self.feature_std[cols] + self.feature_mean[cols]
+        out = raw.new_zeros(*raw.shape[:-1], NB_FEATURES)
+        out[..., cols] = raw
+        out[..., PITCH_COLUMN] = decode_pitch(logits)
+        return out
+
+    def position_features(self, out, steps: int, noise: torch.Tensor | None) -> torch.Tensor:
+        """One position's regression output ``(cont, logits, ctx)`` -> raw features
+        ``[B, F, 20]``, with the flow residual when ``steps > 0`` (``noise`` ``[B, F * 19]``)."""
+        cont, logits, ctx = out
+        if steps > 0:
+            res = self.flow.sample(ctx, noise, steps)
+            cont = cont + res.reshape(cont.shape)
+        return self.to_features(cont, logits)
+
+    def flow_noise(self, seed: int, position: int, batch: int) -> torch.Tensor:
+        """``[B, F * 19]`` noise of one position, from (seed, position) only (the same for every
+        batch item, as the windowed decoders)."""
+        return window_noise(seed, position, (1, self.flow.dim), 0)[0].expand(batch, -1)
+
+    # -- streaming inference ------------------------------------------------------------------------
+    def new_state(self, batch: int) -> DecoderState:
+        return DecoderState(vocoders=[self._new_vocoder() for _ in range(batch)])
+
+    def _new_vocoder(self):
+        if self.vocoder is None:
+            raise RuntimeError("no vocoder attached (SpeechDecoder.attach_vocoder)")
+        return _VocoderStream(self.vocoder, self.silence_features)
+
+    @torch.no_grad()
+    def step(self, cond: torch.Tensor, state: DecoderState, *, steps: int, seed: int) -> torch.Tensor:
+        """One position's token features ``[B, in]`` -> pcm ``[B, n]`` (n = 640 once the
+        lookahead is filled, else 0)."""
+        out, state.regression = self.regressor.step(cond, state.regression)
+        if out is None:
+            return cond.new_zeros(cond.shape[0], 0)
+        return self._voice(out, state, steps, seed)
+
+    @torch.no_grad()
+    def finish(self, state: DecoderState, *, steps: int, seed: int, in_dim: int) -> torch.Tensor:
+        """End of stream: the last ``lookahead`` positions, read with silent token features
+        (zeros) standing in for the positions that never come."""
+        b = len(state.vocoders)
+        pcm = []
+        for _ in range(self.regressor.lookahead):
+            out, state.regression = self.regressor.step(torch.zeros(b, in_dim), state.regression)
+            if out is not None:
+                pcm.append(self._voice(out, state, steps, seed))
+        return torch.cat(pcm, -1) if pcm else torch.zeros(b, 0)
+
+    def _voice(self, out, state: DecoderState, steps: int, seed: int) -> torch.Tensor:
+        b = out[0].shape[0]
+        noise = self.flow_noise(seed, state.position, b) if steps > 0 else None
+        feats = self.position_features(out, steps, noise)  # [B, F, 20]
+        state.position += 1
+        return torch.stack([v.synthesize(feats[i]) for i, v in enumerate(state.vocoders)])
+
+
+class _VocoderStream:
+    """One FARGAN stream: the C++ kernel when the extension is built, else the torch twin.
+    Primed with silence features, so the first frame of the stream is voiced at once."""
+
+    def __init__(self, fargan, silence: torch.Tensor) -> None:
+        prime = silence.float().expand(PRIME_FRAMES, NB_FEATURES).contiguous()
+        try:
+            self._kernel = fargan.kernel()
+            self._kernel.prime(prime)
+            self._twin = None
+        except RuntimeError:  # no C++ extension: the (slower) twin, same arithmetic up to sums
+            self._kernel = None
+            self._twin = fargan
+            self._state = fargan.prime(prime[None])
+
+    def synthesize(self, feats: torch.Tensor) -> torch.Tensor:
+        """``[T, 20]`` -> ``[T * 160]`` float32."""
+        if self._kernel is not None:
+            return self._kernel.synthesize(feats.float().contiguous())
+        pcm, self._state = self._twin(feats.float()[None], self._state)
+        return pcm[0]

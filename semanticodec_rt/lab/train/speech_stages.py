@@ -1,0 +1,152 @@
+"""The speech route's training stages and their losses.
+
+1. ``semantic`` -- the causal ViT learns, from its fbank patches alone, to predict the
+   position's vocoder features (a throw-away regression head reads it).  Its features are what
+   the k-means codebook then clusters: semantic ids that carry the coarse spectral content.
+2. ``kmeans``   -- k-means of the frozen ViT's features over the train stream
+   (``semantic_vocab_size`` centroids; assignment by the nearest-centroid kernel).
+3. ``codec``    -- with the ViT and the codebook frozen, the acoustic encoder, its residual VQ
+   and the regression decoder train together on a direct feature-reconstruction loss (L1 on the
+   normalised cepstrum and pitch correlation, cross-entropy on the pitch bins, VQ commitment).
+4. ``flow``     -- everything else frozen, the residual flow learns what the regression misses.
+
+Every stage maps a batch of :class:`~.speech_data.Crops` to ``(loss, logs)``; the loop
+(:mod:`.speech_loop`) owns optimisers, checkpoints and resumption.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...decoder.speech.pitch import soft_targets
+from ...decoder.speech.regression import FeatureRegressor
+from .speech_data import HISTORY
+
+PITCH_WEIGHT = 0.3
+COMMIT_WEIGHT = 0.25
+CODEC_STAGES = ("semantic", "codec", "flow")
+
+
+def feature_loss(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Regression outputs vs raw target features ``[B, U', 4, 20]``."""
+    l1 = (cont - decoder.normalise(target)).abs().mean()
+    pitch = -(soft_targets(target[..., 18], logits.shape[-1]) * F.log_softmax(logits, -1)).sum(-1).mean()
+    with torch.no_grad():
+        hit = (logits.argmax(-1) - soft_targets(target[..., 18], logits.shape[-1]).argmax(-1)).abs() <= 2
+    return l1 + PITCH_WEIGHT * pitch, {"l1": l1.item(), "pitch_ce": pitch.item(), "pitch_acc": hit.float().mean().item()}
+
+
+def frames_of(encoder, audio: torch.Tensor) -> torch.Tensor:
+    return encoder.frames(audio[:, HISTORY:], audio[:, :HISTORY])
+
+
+class SemanticStage(nn.Module):
+    """ViT + a throw-away regression head on its continuous features."""
+
+    name = "semantic"
+
+    def __init__(self, codec) -> None:
+        super().__init__()
+        sp = codec.cfg.speech
+        self.encoder, self.decoder = codec.encoder, codec.decoder
+        self.head = FeatureRegressor(codec.cfg.vit.dim, sp.dec_hidden, sp.unit_frames, sp.pitch_bins,
+                                     sp.lookahead_units)
+
+    def trainable(self) -> list[nn.Parameter]:
+        return list(self.encoder.vit.parameters()) + list(self.head.parameters())
+
+    def loss(self, crops) -> tuple[torch.Tensor, dict]:
+        with torch.no_grad():
+            frames = frames_of(self.encoder, crops.audio)
+        sem = self.encoder.semantic_train(frames)
+        cont, logits, _ = self.head(sem)
+        n = cont.shape[1]
+        return feature_loss(self.decoder, cont, logits, crops.features[:, :n])
+
+
+class CodecStage(nn.Module):
+    """Acoustic encoder + residual VQ + regression decoder on the frozen semantic branch."""
+
+    name = "codec"
+
+    def __init__(self, codec) -> None:
+        super().__init__()
+        self.encoder, self.decoder = codec.encoder, codec.decoder
+
+    def trainable(self) -> list[nn.Parameter]:
+        e = self.encoder
+        mods = (e.conv1, e.conv2, e.fold, e.sem_in, e.gru, e.code, self.decoder.regressor)
+        return [p for m in mods for p in m.parameters()]
+
+    def tokens_in(self, crops):
+        """``(frames, centroids [B, U, D])`` with the frozen semantic branch."""
+        with torch.no_grad():
+            frames = frames_of(self.encoder, crops.audio)
+            sem = self.encoder.semantic_train(frames)
+            q = self.encoder.semantic_quantizer
+            cent = q.dequantize(q.quantize(sem))
+        return frames, cent
+
+    def loss(self, crops) -> tuple[torch.Tensor, dict]:
+        frames, cent = self.tokens_in(crops)
+        code, _, commit = self.encoder.acoustic_train(frames, cent)
+        cont, logits, _ = self.decoder.regressor(torch.cat([cent, code], -1))
+        n = cont.shape[1]
+        loss, logs = feature_loss(self.decoder, cont, logits, crops.features[:, :n])
+        logs["commit"] = commit.item()
+        return loss + COMMIT_WEIGHT * commit, logs
+
+
+class FlowStage(nn.Module):
+    """The residual flow on the frozen encoder and regression path."""
+
+    name = "flow"
+
+    def __init__(self, codec) -> None:
+        super().__init__()
+        self.encoder, self.decoder = codec.encoder, codec.decoder
+        self._codec_stage = CodecStage(codec)
+
+    def trainable(self) -> list[nn.Parameter]:
+        return list(self.decoder.flow.parameters())
+
+    def loss(self, crops) -> tuple[torch.Tensor, dict]:
+        with torch.no_grad():
+            frames, cent = self._codec_stage.tokens_in(crops)
+            code, _, _ = self.encoder.acoustic_train(frames, cent)
+            cont, _, ctx = self.decoder.regressor(torch.cat([cent, code], -1))
+            n = cont.shape[1]
+            r = self.decoder.normalise(crops.features[:, :n]) - cont
+        loss = self.decoder.flow.loss(r.flatten(2).flatten(0, 1), ctx.flatten(0, 1))
+        return loss, {"fm": loss.item(), "residual_rms": r.pow(2).mean().sqrt().item()}
+
+
+STAGES = {"semantic": SemanticStage, "codec": CodecStage, "flow": FlowStage}
+
+
+@torch.no_grad()
+def fit_kmeans(encoder, stream, k: int, positions: int = 200_000, iters: int = 20, seed: int = 0,
+               log=print) -> torch.Tensor:
+    """k-means of the ViT features of ``positions`` token positions of the stream -> ``[k, D]``."""
+    from ...ops import nearest_centroid
+
+    units = 256
+    feats = []
+    for crops in stream.sequential(units, limit=max(1, positions // units)):
+        feats.append(encoder.semantic_train(frames_of(encoder, crops.audio))[0])
+    x = torch.cat(feats)
+    gen = torch.Generator().manual_seed(seed)
+    c = x[torch.randperm(len(x), generator=gen)[:k]].clone()
+    for it in range(iters):
+        ids = nearest_centroid(x, c, (c * c).sum(-1))
+        sums = torch.zeros_like(c).index_add_(0, ids, x)
+        counts = torch.bincount(ids, minlength=k).float()
+        empty = counts == 0
+        c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
+        if empty.any():  # re-seed empty clusters on random features
+            c[empty] = x[torch.randint(0, len(x), (int(empty.sum()),), generator=gen)]
+        d = ((x - c[ids]) ** 2).sum(-1).mean().item()
+        log(f"kmeans iter {it + 1}/{iters}: mean sq distance {d:.4f}, empty {int(empty.sum())}")
+    return c

@@ -1,0 +1,235 @@
+"""The speech route (``sp-*`` presets): its pieces against float64 twins and brute force, the
+streamed == offline guarantee, the bitstream with composite acoustic ids, checkpoints, and
+exact resumption of its training."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from semanticodec_rt.codec import SemantiCodec
+from semanticodec_rt.config import PRESETS, CodecConfig
+from semanticodec_rt.decoder.speech import pitch
+from semanticodec_rt.encoder.causal_vit import CausalViT
+from semanticodec_rt.encoder.rvq import ResidualVQ, compose_ids, split_ids
+from semanticodec_rt.encoder.xcorr import n_frames, pitch_xcorr, reference_xcorr
+
+PRESET = "sp-small-r50"
+
+
+@pytest.fixture(scope="module")
+def codec() -> SemantiCodec:
+    return SemantiCodec.random(PRESETS[PRESET], seed=3)
+
+
+def _voiced(n: int, f0: float = 143.0, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n) / 16000
+    return (0.3 * torch.sin(2 * np.pi * f0 * t) + 0.05 * torch.randn(n, generator=g)).float()
+
+
+# -- pieces ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [0, 399, 400, 401, 559, 560, 1777, 4003])
+def test_xcorr_matches_float64_loop(n):
+    x = _voiced(n).double()
+    got = pitch_xcorr(x[None])[0].numpy()
+    ref = reference_xcorr(x.numpy())
+    assert got.shape == (n_frames(n), 224) == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+
+
+def test_xcorr_finds_the_period_and_streams():
+    x = _voiced(6400, f0=160.0)[None].double()  # period 100 samples
+    r = pitch_xcorr(x)[0]
+    lag = r[4:].argmax(-1) + 32  # a sinusoid matches itself at every multiple of its period
+    assert ((lag - 100 * (lag / 100).round()).abs() <= 1).all()
+    assert r[4:, 100 - 32].min() > 0.8
+    # a later piece with its history gives the frames of the whole signal from there on
+    cut = 160 * 13
+    part = pitch_xcorr(x[:, cut:], history=x[:, cut - 256 : cut])[0]
+    torch.testing.assert_close(part, r[13 : 13 + len(part)], atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("length,context", [(1, 3), (7, 3), (23, 5), (40, 15)])
+def test_causal_vit_step_equals_forward(length, context):
+    torch.manual_seed(length)
+    vit = CausalViT(12, 16, depth=3, heads=2, context=context).double().eval()
+    with torch.no_grad():
+        for p in vit.parameters():  # the distance bias too, so it is exercised
+            p.add_(torch.randn_like(p) * 0.1)
+        x = torch.randn(2, length, 12, dtype=torch.float64)
+        full = vit(x)
+        caches, steps = None, []
+        for u in range(length):
+            y, caches = vit.step(x[:, u], caches)
+            steps.append(y)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-12, rtol=0)
+    # causal: the future does not change the past
+    with torch.no_grad():
+        x2 = x.clone()
+        x2[:, -1] += 1.0
+        torch.testing.assert_close(vit(x2)[:, :-1], full[:, :-1], atol=1e-12, rtol=0)
+
+
+def test_rvq_ids_and_greedy_quantisation():
+    torch.manual_seed(0)
+    vq = ResidualVQ(8, stages=3, bits=5)
+    x = torch.randn(50, 8)
+    ids = vq.quantize(x)
+    assert ids.shape == (50, 3) and ids.min() >= 0 and ids.max() < 32
+    # stage 0 is the brute-force nearest codeword
+    d = torch.cdist(x.double(), vq.embed[0].double())
+    assert torch.equal(ids[:, 0], d.argmin(-1))
+    comp = compose_ids(ids, 5)
+    assert comp.max() < 1 << 15
+    assert torch.equal(split_ids(comp, 3, 5), ids)
+    big = torch.tensor([[1023, 0, 512, 1023]])
+    assert compose_ids(big, 10).item() == 1023 + (512 << 20) + (1023 << 30)
+    # more stages never leave a larger residual on average
+    errs = [(x - sum(vq.embed[s][ids[:, s]] for s in range(k))).pow(2).sum(-1).mean() for k in (1, 2, 3)]
+    assert errs[0] >= errs[1] >= errs[2]
+
+
+def test_rvq_training_restarts_dead_codes():
+    torch.manual_seed(1)
+    vq = ResidualVQ(4, stages=2, bits=4, decay=0.5).train()
+    x = torch.randn(256, 4) * 3 + 10  # far from every initial codeword
+    for _ in range(20):
+        q, ids, commit = vq(x)
+    assert torch.isfinite(vq.embed).all()
+    assert len(ids[:, 0].unique()) > 8  # restarted codes are in use
+    assert commit.item() < 1.0
+
+
+def test_pitch_bins_roundtrip_and_no_octave_averaging():
+    f18 = torch.linspace(-1.49, 1.49, 301)
+    b = pitch.f18_to_bin(f18, 192)
+    assert b.min() >= 0 and b.max() <= 191
+    onehot = torch.full((301, 192), -30.0)
+    onehot[torch.arange(301), b] = 0.0
+    assert (pitch.decode_pitch(onehot) - f18).abs().max() <= pitch.bin_width(192) / 2 + 1e-6
+    # two modes an octave apart (f18 differs by 1): the decoder picks one, never the middle
+    logits = torch.full((192,), -30.0)
+    lo, hi = pitch.f18_to_bin(torch.tensor(-0.5), 192), pitch.f18_to_bin(torch.tensor(0.5), 192)
+    logits[lo], logits[hi] = 0.1, 0.0
+    got = pitch.decode_pitch(logits).item()
+    assert abs(got - (-0.5)) < pitch.bin_width(192)
+
+
+# -- the codec -----------------------------------------------------------------------------------
+def test_preset_layout():
+    cfg = PRESETS[PRESET]
+    assert CodecConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.acoustic.codebook_size == 1 << 40 and cfg.token_rate == 50
+    assert 25 * (12 + 40) == 1300  # positions/s x bits: the payload rate the preset is sized for
+    assert "speech" not in PRESETS["rt-small-r100"].to_dict()  # older configs keep their sha
+
+
+@pytest.mark.parametrize("n", [1, 639, 640, 641, 4321])
+def test_encode_stream_equals_offline(codec, n):
+    x = torch.stack([_voiced(n, seed=1), _voiced(n, f0=97.0, seed=2)])
+    ref = codec.encode(x)
+    assert ref.shape == (2, codec.windowing.frames_for_samples(n), 2)
+    assert ref[..., 0].max() < 4096 and ref[..., 1].max() < 1 << 40 and ref.min() >= 0
+    rng = random.Random(n)
+    enc = codec.stream_encoder(batch_size=2)
+    out, i = [], 0
+    while i < n:
+        k = rng.randint(1, 1500)
+        out.append(enc.push(x[:, i : i + k]))
+        i += k
+    out.append(enc.flush())
+    assert torch.equal(torch.cat(out, 1), ref)
+
+
+def test_decode_stream_equals_offline_and_options(codec):
+    x = torch.stack([_voiced(5000, seed=4), _voiced(5000, f0=210.0, seed=5)])
+    tokens = codec.encode(x)
+    ref = codec.decode(tokens, seed=7)
+    assert ref.shape == (2, 1, tokens.shape[1] * 640)
+    rng = random.Random(0)
+    dec = codec.stream_decoder(batch_size=2, seed=7)
+    out, i = [], 0
+    while i < tokens.shape[1]:
+        k = rng.randint(1, 3)
+        out.append(dec.push(tokens[:, i : i + k]))
+        i += k
+    out.append(dec.flush())
+    assert torch.equal(torch.cat(out, -1), ref)
+    assert torch.equal(codec.decode(tokens, seed=7), ref)  # reproducible
+    assert not torch.equal(codec.decode(tokens, seed=8), ref)  # the flow's noise is seeded
+    reg = codec.decode(tokens, steps=0, seed=7)
+    assert torch.equal(reg, codec.decode(tokens, steps=0, seed=8))  # regression only: no noise
+    assert codec.decode(tokens, seed=7, n_samples=5000).shape[-1] == 5000
+
+
+def test_bitstream_roundtrip_and_file_rate(codec):
+    import semanticodec_rt as sc
+    from semanticodec_rt.bitstream import read_scrt
+
+    x = _voiced(160000, seed=6)
+    blob = sc.compress(x, model=codec)
+    tokens = codec.encode(x)[0]
+    assert np.array_equal(read_scrt(blob)[1], tokens.numpy())
+    payload_bps = 25 * 52
+    assert len(blob) * 8 / 10.0 <= 1.1 * payload_bps
+
+
+def test_checkpoint_roundtrip(codec, tmp_path):
+    from semanticodec_rt.weights import checkpoint
+
+    path = tmp_path / "sp.safetensors"
+    checkpoint.save(codec, path)
+    back = checkpoint.load(path)
+    back.decoder.attach_vocoder(codec.decoder.vocoder)  # the random model's vocoder, not the shipped one
+    x = _voiced(3000, seed=9)[None]
+    assert torch.equal(back.encode(x), codec.encode(x))
+    assert torch.equal(back.decode(codec.encode(x)), codec.decode(codec.encode(x)))
+    assert not any(k.startswith("decoder.vocoder") for k in checkpoint.codec_tensors(codec))
+
+
+# -- training ------------------------------------------------------------------------------------
+def _tiny_streams(folder, seconds: float = 12.0):
+    rng = np.random.default_rng(0)
+    n = int(seconds * 16000)
+    pcm = (_voiced(n, seed=11).numpy() * 20000).astype(np.int16)
+    feat = rng.standard_normal((-(-n // 160), 20)).astype(np.float32)
+    feat[:, 18] = rng.uniform(-1.4, 1.4, len(feat))
+    for split in ("train", "valid"):
+        np.save(folder / f"{split}.pcm.npy", pcm)
+        np.save(folder / f"{split}.feat.npy", feat)
+    stats = {"mean": feat.mean(0).tolist(), "std": feat.std(0).tolist(), "silence": feat[0].tolist()}
+    (folder / "stats.json").write_text(json.dumps(stats))
+
+
+@pytest.mark.parametrize("stage", ["semantic", "codec", "flow"])
+def test_training_resumes_exactly(tmp_path, stage):
+    from semanticodec_rt.lab.train import speech_loop
+
+    _tiny_streams(tmp_path)
+    kw = dict(steps=4, batch=2, units=6, ckpt_every=2, log_every=2, valid_every=1000, log=lambda *a: None)
+
+    def fresh():
+        c = SemantiCodec.random(PRESETS[PRESET], seed=0)
+        speech_loop.set_feature_stats(c, json.loads((tmp_path / "stats.json").read_text()))
+        return c
+
+    straight = fresh()
+    speech_loop.train_stage(straight, stage, tmp_path, tmp_path / "a", **kw)
+    first = fresh()
+    speech_loop.save_model(first, tmp_path / "b")
+    speech_loop.train_stage(first, stage, tmp_path, tmp_path / "b", **{**kw, "steps": 2})
+    resumed = fresh()
+    assert speech_loop.load_model_state(resumed, tmp_path / "b")
+    out = speech_loop.train_stage(resumed, stage, tmp_path, tmp_path / "b", **kw)
+    assert out["step"] == 4
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    changed = [k for k in a if not torch.equal(a[k], fresh().state_dict()[k])]
+    assert changed, "training changed nothing"
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
