@@ -4,8 +4,9 @@ and under ``torch.autocast("cpu", torch.bfloat16)``, median of N, in one run.
     python examples/bf16_autocast_probe.py [--threads 1] [--repeat 7]
 
 Workloads: the rt-small diffusion UNet on a batch of unit windows (what the ldm and distill stages
-train), and the FARGAN torch twin on a batch of 1 s feature sequences (what a fine-tune of the
-vocoder would train).  Prints medians and the fp32/bf16 ratio (above 1: bf16 is faster) and
+train), the FARGAN torch twin on a batch of 1 s feature sequences (what a fine-tune of the
+vocoder would train), and the speech route's semantic and codec stages on one training batch
+(16 crops x 64 positions, synthetic audio: the cost does not depend on the signal).  Prints medians and the fp32/bf16 ratio (above 1: bf16 is faster) and
 whether the CPU reports avx512_bf16.
 """
 
@@ -74,7 +75,31 @@ def main() -> None:
             loss.backward()
         return step
 
-    for name, make in (("rt-small UNet, batch 16 windows", unet_step), ("FARGAN twin, 4 x 0.1 s", fargan_step)):
+    from semanticodec_rt.config import PRESETS
+    from semanticodec_rt.lab.train.speech_data import HISTORY, TAIL, UNIT_SAMPLES, Crops
+    from semanticodec_rt.lab.train.speech_stages import CodecStage, SemanticStage
+
+    sp = SemantiCodec.random(PRESETS["sp-small-r50"])
+    n = HISTORY + 64 * UNIT_SAMPLES + TAIL
+    crops = Crops(0.1 * torch.randn(16, n, generator=g), torch.randn(16, 64, 4, 20, generator=g))
+    crops.features[..., 18].clamp_(-1.4, 1.4)
+
+    def speech_step(stage):
+        params = stage.trainable()
+
+        def make(bf16: bool):
+            def step():
+                for p in params:
+                    p.grad = None
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss, _ = stage.loss(crops)
+                loss.backward()
+            return step
+        return make
+
+    for name, make in (("rt-small UNet, batch 16 windows", unet_step), ("FARGAN twin, 4 x 0.1 s", fargan_step),
+                       ("speech semantic stage, 16 x 2.56 s", speech_step(SemanticStage(sp).train())),
+                       ("speech codec stage, 16 x 2.56 s", speech_step(CodecStage(sp).train()))):
         f32, bf16 = timed(make(False), args.repeat), timed(make(True), args.repeat)
         print(f"{name}: fp32 {f32 * 1e3:.1f} ms, bf16 autocast {bf16 * 1e3:.1f} ms, ratio fp32/bf16 {f32 / bf16:.2f}")
 

@@ -348,3 +348,152 @@ def test_nolace_baseline_runs_the_opus_build_on_speech():
     from pystoi import stoi
 
     assert stoi(x, y, SR) > 0.75  # intelligible speech, not noise (the probe measured 0.87)
+
+
+# -- several rows in one run: step lists, several decoded folders, decoded + model ------------------
+ROW_METRICS = "logmel,si_sdr"  # cheap metrics: these tests check rows and labels, not quality
+
+
+@pytest.fixture
+def fake_decode(monkeypatch):
+    """The model's real encode (counted) and a stand-in decode that records the ``steps`` it was
+    called with and returns seeded noise (random weights decode noise anyway; this is faster)."""
+    from semanticodec_rt.codec import SemantiCodec
+
+    calls = {"encode": 0, "steps": []}
+    real_encode = SemantiCodec.encode
+
+    def encode(self, *args, **kwargs):
+        calls["encode"] += 1
+        return real_encode(self, *args, **kwargs)
+
+    def decode(self, tokens, steps=None, cfg_scale=None, *, seed=0, n_samples=None, **kwargs):
+        calls["steps"].append(steps)
+        g = torch.Generator().manual_seed(1000 + (-1 if steps is None else steps))
+        return 0.05 * torch.randn(tokens.shape[0], 1, n_samples, generator=g)
+
+    monkeypatch.setattr(SemantiCodec, "encode", encode)
+    monkeypatch.setattr(SemantiCodec, "decode", decode)
+    return calls
+
+
+def _rows(out: Path) -> list[dict]:
+    return list(csv.DictReader(open(out / "clips.csv")))
+
+
+def _meta_codecs(out: Path) -> list[dict]:
+    return json.loads((out / "summary.json").read_text())["meta"]["codecs"]
+
+
+def _model_run(tiny: Path, out: Path, *extra: str) -> int:
+    """The speech clips (2 s each) through rt-tiny with random weights; no baselines."""
+    return cli.main(["eval", "--ref", str(tiny), "--classes", "speech", "--max-seconds", "2",
+                     "--model", "preset:rt-tiny-r100", "--random-weights-ok", "--baselines", "none",
+                     "--metrics", ROW_METRICS, "--out", str(out), "-q", *extra])
+
+
+@pytest.mark.parametrize("steps, labels, counts", [
+    ("0,2", ["semanticodec@0steps", "semanticodec@2steps"], [0, 2]),
+    ("0", ["semanticodec"], [0]),  # one value: today's label; 0 reaches decode as 0, not "default"
+    ("3", ["semanticodec"], [3]),
+])
+def test_eval_step_list_gives_one_model_row_per_count(tiny, tmp_path, fake_decode, steps, labels, counts):
+    out = tmp_path / "report"
+    assert _model_run(tiny, out, "--steps", steps) == 0
+    assert fake_decode["encode"] == 2  # once per clip, shared by every step count
+    assert fake_decode["steps"] == counts * 2  # clip by clip, each count in order
+    rows = _rows(out)
+    assert len(rows) == 2 * len(labels) and sorted({r["codec"] for r in rows}) == labels
+    for clip in ("speech/congrats.wav", "speech/features.flac"):
+        mine = [r for r in rows if r["clip"] == clip]
+        assert [r["codec"] for r in mine] == labels
+        assert len({r["kbps"] for r in mine}) == 1 and float(mine[0]["kbps"]) > 0  # one bitstream
+        assert all(float(r["code_s"]) > 0 and r["si_sdr"] != "" for r in mine)
+    codecs = _meta_codecs(out)
+    assert [(c["name"], c["kind"], c["steps"]) for c in codecs] == [
+        (n, "model", k) for n, k in zip(labels, counts)]
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert {(e["codec"], e["n_clips"]) for e in summary if e["cls"] == "all"} == {(n, 2) for n in labels}
+    if len(labels) > 1:  # different noise per step count: the rows are scored separately
+        a, b = ([float(r["si_sdr"]) for r in rows if r["codec"] == n] for n in labels)
+        assert a != b
+
+
+def test_eval_default_steps_keep_model_default(tiny, tmp_path, fake_decode):
+    assert _model_run(tiny, tmp_path / "report") == 0
+    assert fake_decode["steps"] == [None, None]  # the model resolves its own default
+    assert {r["codec"] for r in _rows(tmp_path / "report")} == {"semanticodec"}
+    assert _meta_codecs(tmp_path / "report")[0]["steps"] == 4  # rt presets' default
+
+
+def _decoded_folder(tiny: Path, folder: Path, noise: float, skip: tuple = ()) -> Path:
+    """A fake codec's output: every reference clip (as .wav) plus white noise of RMS ``noise``."""
+    rng = np.random.default_rng(int(noise * 1000))
+    for ref in sorted(tiny.rglob("*")):
+        rel = ref.relative_to(tiny)
+        if ref.suffix not in (".wav", ".flac") or rel.as_posix() in skip:
+            continue
+        x, sr = sf.read(str(ref), dtype="float64")
+        dest = (folder / rel).with_suffix(".wav")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(dest), np.clip(x + noise * rng.standard_normal(len(x)), -1, 1), sr, subtype="PCM_16")
+    return folder
+
+
+def test_eval_several_decoded_folders(tiny, tmp_path, capsys):
+    clean = _decoded_folder(tiny, tmp_path / "clean", 0.001)
+    noisy = _decoded_folder(tiny, tmp_path / "noisy", 0.1, skip=("sfx/bursts.wav",))
+    out = tmp_path / "report"
+    code = cli.main(["eval", "--ref", str(tiny), "--decoded", f"{clean}=near-copy@256",
+                     "--decoded", str(noisy), "--max-seconds", "2", "--metrics", ROW_METRICS,
+                     "--out", str(out), "-q"])
+    assert code == 0
+    assert "noisy: 1 of 4 clips have no decoded file" in capsys.readouterr().err
+    rows = _rows(out)
+    clips = {"speech/congrats.wav", "speech/features.flac", "music/chords.wav"}  # those both folders have
+    assert len(rows) == 6 and {(r["clip"], r["codec"]) for r in rows} == {(c, n) for c in clips
+                                                                           for n in ("near-copy", "noisy")}
+    by = {(r["clip"], r["codec"]): r for r in rows}
+    for c in clips:
+        assert float(by[(c, "near-copy")]["kbps"]) == 256 and by[(c, "noisy")]["kbps"] == ""
+        assert float(by[(c, "near-copy")]["si_sdr"]) > float(by[(c, "noisy")]["si_sdr"]) + 10
+    codecs = _meta_codecs(out)
+    assert [(c["name"], c["kind"], c["kbps"]) for c in codecs] == [("near-copy", "decoded", 256.0),
+                                                                   ("noisy", "decoded", None)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["meta"]["model"] is None
+    assert {e["codec"] for e in summary["summary"]} == {"near-copy", "noisy"}
+    assert "| near-copy |" in (out / "summary.md").read_text()
+
+
+def test_eval_decoded_with_model_gives_both_kinds_of_rows(tiny, tmp_path, fake_decode):
+    copy = _decoded_folder(tiny, tmp_path / "copy", 0.001)
+    out = tmp_path / "report"
+    assert _model_run(tiny, out, "--steps", "1,2", "--decoded", str(copy)) == 0
+    labels = ["copy", "semanticodec@1steps", "semanticodec@2steps"]
+    rows = _rows(out)
+    assert len(rows) == 6 and [r["codec"] for r in rows[:3]] == labels
+    assert {r["clip"] for r in rows} == {"speech/congrats.wav", "speech/features.flac"}
+    assert fake_decode["steps"] == [1, 2, 1, 2] and fake_decode["encode"] == 2
+    meta = json.loads((out / "summary.json").read_text())["meta"]
+    kinds = ["decoded", "model", "model"]
+    assert [(c["name"], c["kind"]) for c in meta["codecs"]] == list(zip(labels, kinds))
+    assert meta["model"] == "preset:rt-tiny-r100"
+
+
+def test_eval_row_option_errors(tiny, tmp_path, capsys):
+    a = _decoded_folder(tiny, tmp_path / "a" / "out", 0.01)
+    b = _decoded_folder(tiny, tmp_path / "b" / "out", 0.01)
+    cases = [
+        (["--decoded", str(a), "--decoded", str(b)], "two rows are named 'out'"),
+        (["--decoded", str(a), "--decoded", f"{b}=b", "--label", "x"], "--label/--kbps describe a single"),
+        (["--decoded", f"{a}=x", "--label", "y"], "names its label already"),
+        (["--decoded", f"{a}=x@0"], "must be a positive number"),
+        (["--model", "none", "--steps", "1,-2"], "step counts must be >= 0"),
+        (["--model", "none", "--steps", "1,two"], "expected whole numbers"),
+    ]
+    for args, text in cases:
+        capsys.readouterr()
+        assert cli.main(["eval", "--ref", str(tiny), "--out", str(tmp_path / "out"), *args]) == 2, args
+        assert text in capsys.readouterr().err, args
+    assert not (tmp_path / "out").exists()

@@ -233,3 +233,18 @@ def test_training_resumes_exactly(tmp_path, stage):
     assert changed, "training changed nothing"
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_missing_positions_repeat_the_previous_one(codec):
+    tokens = codec.encode(_voiced(6400, seed=12)[None])
+    missing = torch.zeros(1, tokens.shape[1], dtype=torch.bool)
+    missing[0, [3, 4, 7]] = True
+    garbled = tokens.clone()
+    garbled[0, [3, 4, 7]] = 0  # the ids of a lost position are ignored
+    held = tokens.clone()
+    held[0, 3] = held[0, 2]
+    held[0, 4] = held[0, 2]
+    held[0, 7] = held[0, 6]
+    dec = codec.stream_decoder(seed=1)
+    got = torch.cat([dec.push(garbled, missing), dec.flush()], -1)
+    assert torch.equal(got, codec.decode(held, seed=1))

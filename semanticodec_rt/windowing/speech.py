@@ -19,7 +19,7 @@ import torch
 from ..config import CodecConfig, SamplerConfig
 from ..encoder.speech_encoder import EncoderState
 from .base import CodecParts, stream_in_blocks
-from .checks import check_pcm, check_stream_tokens
+from .checks import check_missing, check_pcm, check_stream_tokens
 
 #: samples the last fbank frame of a position reads past it
 TAIL = 240
@@ -56,10 +56,9 @@ class SpeechWindowing:
         ``(tokens [B, 2], state)``."""
         return encoder.step(encoder.frames(chunk, history), state)
 
-    def decode_position(self, parts: CodecParts, tokens: torch.Tensor, state, sampler: SamplerConfig,
+    def decode_position(self, parts: CodecParts, feats: torch.Tensor, state, sampler: SamplerConfig,
                         seed: int) -> torch.Tensor:
-        """``[B, 2]`` ids -> pcm ``[B, n]`` (0 or 640 samples)."""
-        feats = parts.encoder.token_features(tokens[:, None])[:, 0]
+        """One position's token features ``[B, D]`` -> pcm ``[B, n]`` (0 or 640 samples)."""
         return parts.decoder.step(feats, state, steps=sampler.steps, seed=seed)
 
     def finish_decode(self, parts: CodecParts, state, sampler: SamplerConfig, seed: int) -> torch.Tensor:
@@ -197,6 +196,7 @@ class SpeechStreamDecoder:
 
     def reset(self) -> None:
         self.dec_state = self.parts.decoder.new_state(self.batch_size)
+        self.last_feats = None  # the last position's token features (what a missing one repeats)
         self.emitted = 0
         self.finished = False
 
@@ -205,16 +205,26 @@ class SpeechStreamDecoder:
         return {"position": self.dec_state.position, "emitted": self.emitted, "finished": self.finished}
 
     def push(self, tokens: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, m, 2]`` ids -> new audio ``[B, 1, n]``.  ``missing`` (optional ``[B, m]`` bool)
+        marks positions lost on the way (their ids are ignored): they repeat the token features
+        of the position before them (silence at a stream start), the simplest concealment that
+        keeps the voice going through a short gap."""
         if self.finished:
             raise RuntimeError("stream already flushed (call reset)")
-        if missing is not None and bool(missing.any()):
-            raise ValueError("the speech route has no concealment of missing positions yet")
         if tokens.dim() == 2:
             tokens = tokens[None]
         tokens = check_stream_tokens(self.windowing.cfg, tokens, self.batch_size)
+        missing = check_missing(missing, tokens.shape[:2])
         dev = _device(self.parts)
-        pcm = [self.windowing.decode_position(self.parts, tokens[:, i].to(dev), self.dec_state, self.sampler,
-                                              self.seed) for i in range(tokens.shape[1])]
+        feats = self.parts.encoder.token_features(tokens.to(dev))
+        pcm = []
+        for i in range(tokens.shape[1]):
+            f = feats[:, i]
+            if bool(missing[:, i].any()):
+                held = self.last_feats if self.last_feats is not None else torch.zeros_like(f)
+                f = torch.where(missing[:, i, None].to(dev), held, f)
+            self.last_feats = f
+            pcm.append(self.windowing.decode_position(self.parts, f, self.dec_state, self.sampler, self.seed))
         return self._limit(torch.cat(pcm, -1) if pcm else torch.zeros(self.batch_size, 0))
 
     def flush(self, n_samples: int | None = None) -> torch.Tensor:

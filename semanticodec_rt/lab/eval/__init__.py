@@ -3,7 +3,8 @@
 ``semanticodec-rt eval --ref DIR|MANIFEST ...`` codes every clip with our model and with
 baseline codecs (codec2, opus), scores each decode against the original and writes a per-clip
 CSV, per-class / per-codec summaries (Markdown + JSON) and figures.  ``--decoded DIR`` scores a
-folder of already-decoded files instead, so any codec can be compared.
+folder of already-decoded files, so any codec can be compared; one run can hold several such
+folders and several step counts of the model (``--steps 0,1,2,4``), one report row each.
 
 Modules:
 

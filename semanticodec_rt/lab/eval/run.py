@@ -16,9 +16,13 @@ is recorded beside each codec's, as the floor the codecs are compared with.
 
 **Codecs.**  Our model (encode -> tokens -> decode at ``steps``; bitrate from the ``.scrt``
 bitstream it would write, header included, and the payload rate), each baseline of
-:mod:`.baselines`, and/or a folder of already-decoded files matched to the references by relative
-path (any audio suffix).  Each decode is aligned to its reference (:mod:`.align`) and scored by
-every metric of :mod:`.metrics`; :mod:`.report` writes the outputs.
+:mod:`.baselines`, and/or folders of already-decoded files matched to the references by relative
+path (any audio suffix).  Each is one row of the report.  With several step counts the model
+gives one row per count (``semanticodec@<N>steps``), all decoding the same tokens: a clip is
+encoded once, so every such row has the same bitstream and bitrate.  With several decoded
+folders, only the clips every folder has are scored (every row compares the same clips).  Each
+decode is aligned to its reference (:mod:`.align`) and scored by every metric of
+:mod:`.metrics`; :mod:`.report` writes the outputs.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ SPLITS = ("train", "valid", "test", "test_unseen")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
 MANIFEST_NAME = "manifest.jsonl"
 FIGURE_CLIPS = 3  # spectrogram figures: the first clip of up to this many classes
+MODEL_LABEL = "semanticodec"  # our model's row; with several step counts MODEL_LABEL@<N>steps
 
 
 @dataclass
@@ -60,6 +65,16 @@ class Clip:
     lang: Optional[str] = None
 
 
+@dataclass(frozen=True)
+class DecodedSpec:
+    """One folder of already-decoded files: its row label (``None``: the folder's name) and the
+    bitrate to report for it (``None``: unknown, left empty)."""
+
+    folder: Path
+    label: Optional[str] = None
+    kbps: Optional[float] = None
+
+
 @dataclass
 class EvalOptions:
     ref: Path
@@ -70,16 +85,67 @@ class EvalOptions:
     max_seconds: float = 30.0  # 0: whole clips
     baselines: list = field(default_factory=list)  # Baseline objects
     model_spec: Optional[str] = None  # for the report
-    steps: Optional[int] = None
+    steps: Optional[list[int]] = None  # decoder step counts, one model row each; None: the model's
     seed: int = 0
-    decoded: Optional[Path] = None
-    decoded_label: Optional[str] = None
-    decoded_kbps: Optional[float] = None
+    decoded: list[DecodedSpec] = field(default_factory=list)  # one row each
     metrics: Optional[list[str]] = None  # None: all
     save_audio: bool = False
     progress: bool = False
     log: Callable[[str], None] = lambda s: None
     warn: Callable[[str], None] = lambda s: print(f"warning: {s}", file=sys.stderr)
+
+
+# -- option parsing (shared by the command line and callers) --------------------------------------
+def parse_steps(text: str) -> list[int]:
+    """``"0,1,2,4"`` -> ``[0, 1, 2, 4]``: decoder step counts, each >= 0 (0 is a real setting: the
+    speech route's regression-only path, not "the default"); repeats dropped, order kept."""
+    counts: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            n = int(part)
+        except ValueError:
+            raise ValueError(f"expected whole numbers separated by commas, got {text!r}") from None
+        if n < 0:
+            raise ValueError(f"step counts must be >= 0, got {n}")
+        if n not in counts:
+            counts.append(n)
+    return counts
+
+
+def parse_decoded(text: str) -> DecodedSpec:
+    """``DIR``, ``DIR=LABEL``, ``DIR=LABEL@KBPS`` or ``DIR=@KBPS`` -> :class:`DecodedSpec`.
+
+    The folder is everything before the last ``=`` (so a folder name may hold ``=``, a label may
+    not); the bitrate is what follows the label's last ``@`` when that is a number (so a label
+    such as ``fargan@copy`` stays whole).  An empty label means the folder's name."""
+    folder, eq, rest = text.rpartition("=")
+    if not eq:
+        folder, rest = text, ""
+    if not folder:
+        raise ValueError(f"expected DIR, DIR=LABEL or DIR=LABEL@KBPS, got {text!r}")
+    label, kbps = rest, None
+    head, at, tail = rest.rpartition("@")
+    if at:
+        try:
+            kbps = float(tail)
+        except ValueError:
+            kbps = None
+        else:
+            label = head
+            if not math.isfinite(kbps) or kbps <= 0:
+                raise ValueError(f"{text!r}: the bitrate after @ must be a positive number")
+    return DecodedSpec(Path(folder), label.strip() or None, kbps)
+
+
+def step_counts(steps) -> list[Optional[int]]:
+    """The model rows' step counts: ``None`` or ``[]`` -> ``[None]`` (the model's default), an
+    int -> ``[int]``, a list as given.  ``0`` stays ``0``."""
+    if steps is None:
+        return [None]
+    if isinstance(steps, int):
+        return [steps]
+    return list(steps) or [None]
 
 
 # -- clip discovery --------------------------------------------------------------------------------
@@ -185,30 +251,66 @@ def wer_applies(clip: Clip) -> bool:
 
 
 # -- codecs ----------------------------------------------------------------------------------------
-class ModelCodec:
-    """Our model: encode, decode with ``steps``; bitrate of the ``.scrt`` it would write."""
+class SharedEncode:
+    """The model's tokens and bitrate for the clip being scored, computed once and reused by every
+    model row: tokens do not depend on the decoder's step count, so the rows of one model differ
+    only in decoding (and encoding a clip once per row would be wasted time).  Holds one clip."""
 
-    kind = "model"
+    def __init__(self, codec):
+        self.codec = codec
+        self._key: Optional[tuple] = None
+        self._value: Optional[tuple] = None
 
-    def __init__(self, codec, steps: Optional[int], seed: int = 0, name: str = "semanticodec"):
-        self.codec, self.steps, self.seed, self.name = codec, steps, seed, name
+    def get(self, clip: Clip, x: np.ndarray) -> tuple:
+        """(tokens, kbps of the ``.scrt`` file, payload kbps, seconds the encode took)."""
+        key = (clip.rel, len(x))
+        if self._key != key:
+            self._key = None  # a failed encode leaves nothing stale behind
+            self._value = self._encode(x)
+            self._key = key
+        return self._value
 
-    def code(self, clip: Clip, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def _encode(self, x: np.ndarray) -> tuple:
         import torch
 
         from ...bitstream import StreamInfo, write_scrt
 
+        t = time.perf_counter()
         wave = torch.from_numpy(x.astype(np.float32))[None]
         tokens = self.codec.encode(wave, SAMPLE_RATE)
-        y = self.codec.decode(tokens, steps=self.steps, seed=self.seed, n_samples=len(x))
+        encode_s = time.perf_counter() - t
         info = dataclasses.replace(
             StreamInfo.for_codec(self.codec, n_samples=len(x), n_frames=tokens.shape[1]),
             model=self.codec.model_sha)
         buf = io.BytesIO()
         write_scrt(buf, info, tokens[0].numpy())
-        duration = len(x) / SAMPLE_RATE
-        kbps = len(buf.getvalue()) * 8 / duration / 1000
-        return y[0, 0].numpy().astype(np.float64), kbps, info.payload_bps / 1000
+        kbps = len(buf.getvalue()) * 8 / (len(x) / SAMPLE_RATE) / 1000
+        return tokens, kbps, info.payload_bps / 1000, encode_s
+
+
+class ModelCodec:
+    """Our model: encode, decode with ``steps``; bitrate of the ``.scrt`` it would write.
+
+    ``steps`` is passed to the decode as given (``None``: the model's default; ``0`` is a real
+    setting).  ``encoded`` shares one encode per clip between rows of the same model.
+    ``code_s`` after :meth:`code`: encode + this row's decode seconds, whether or not the encode
+    was reused, so every row's coding time means the same thing."""
+
+    kind = "model"
+
+    def __init__(self, codec, steps: Optional[int], seed: int = 0, name: str = MODEL_LABEL,
+                 encoded: Optional[SharedEncode] = None):
+        self.codec, self.steps, self.seed, self.name = codec, steps, seed, name
+        self.encoded = SharedEncode(codec) if encoded is None else encoded
+        self.code_s: Optional[float] = None
+
+    def code(self, clip: Clip, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+        self.code_s = None
+        tokens, kbps, payload_kbps, encode_s = self.encoded.get(clip, x)
+        t = time.perf_counter()
+        y = self.codec.decode(tokens, steps=self.steps, seed=self.seed, n_samples=len(x))
+        self.code_s = encode_s + time.perf_counter() - t
+        return y[0, 0].numpy().astype(np.float64), kbps, payload_kbps
 
     def describe(self) -> dict:
         cfg = self.codec.cfg
@@ -282,27 +384,16 @@ def run_eval(opts: EvalOptions, model=None) -> dict:
     root, clips, kind = find_clips(opts.ref, opts.split, opts.classes, opts.max_clips)
 
     codecs: list = []
-    if opts.decoded is not None:
-        folder = Path(opts.decoded)
-        if not folder.is_dir():
-            raise EvalError(f"--decoded {folder}: no such folder")
-        dc = DecodedCodec(folder, opts.decoded_label or folder.resolve().name, opts.decoded_kbps)
-        found = [c for c in clips if dc.find(c) is not None]
-        if not found:
-            raise EvalError(f"--decoded {folder}: none of the {len(clips)} reference clips has a decoded "
-                            f"file at the same relative path")
-        if len(found) < len(clips):
-            opts.warn(f"--decoded {folder}: {len(clips) - len(found)} of {len(clips)} clips have no "
-                      f"decoded file; scoring the {len(found)} that do")
-        clips = found
-        codecs.append(dc)
+    decoded, clips = _decoded_codecs(opts, clips)
+    codecs += decoded
     if model is not None:
-        codecs.append(ModelCodec(model, opts.steps, opts.seed))
+        codecs += model_codecs(model, opts.steps, opts.seed)
     for b in opts.baselines:
         _baselines.check_programs(b)
         codecs.append(BaselineCodec(b))
     if not codecs:
         raise EvalError("nothing to evaluate: give --model, --baselines or --decoded")
+    _check_unique_names(codecs)
 
     opts.out.mkdir(parents=True, exist_ok=True)
     opts.log(f"eval: {len(clips)} clips from {opts.ref} ({kind}), codecs: "
@@ -371,6 +462,54 @@ def run_eval(opts: EvalOptions, model=None) -> dict:
     return summary
 
 
+def model_codecs(model, steps, seed: int = 0) -> list[ModelCodec]:
+    """One row per step count, sharing each clip's encode.  A single count (or none) keeps the
+    plain :data:`MODEL_LABEL`, as reports before step lists had; several are labelled
+    ``MODEL_LABEL@<N>steps`` (``None``, the model's default, as its resolved count)."""
+    counts = step_counts(steps)
+    shared = SharedEncode(model)
+    if len(counts) == 1:
+        return [ModelCodec(model, counts[0], seed, encoded=shared)]
+    default = model.cfg.sampler.steps
+    return [ModelCodec(model, n, seed, name=f"{MODEL_LABEL}@{default if n is None else n}steps",
+                       encoded=shared) for n in counts]
+
+
+def _decoded_codecs(opts: EvalOptions, clips: list[Clip]) -> tuple[list, list[Clip]]:
+    """A :class:`DecodedCodec` per ``opts.decoded`` folder, and the clips every folder has a
+    decoded file for (so each row is scored on the same clips); a folder that matches no clip is
+    an error, one that misses some a warning."""
+    codecs = []
+    keep = {c.rel for c in clips}
+    for spec in opts.decoded:
+        folder = Path(spec.folder)
+        if not folder.is_dir():
+            raise EvalError(f"--decoded {folder}: no such folder")
+        dc = DecodedCodec(folder, spec.label or folder.resolve().name, spec.kbps)
+        found = {c.rel for c in clips if dc.find(c) is not None}
+        if not found:
+            raise EvalError(f"--decoded {folder}: none of the {len(clips)} reference clips has a decoded "
+                            f"file at the same relative path")
+        if len(found) < len(clips):
+            opts.warn(f"--decoded {folder}: {len(clips) - len(found)} of {len(clips)} clips have no "
+                      f"decoded file; scoring only clips that have one")
+        keep &= found
+        codecs.append(dc)
+    if not keep:
+        raise EvalError("--decoded: no reference clip has a decoded file in every --decoded folder")
+    return codecs, [c for c in clips if c.rel in keep]
+
+
+def _check_unique_names(codecs: list) -> None:
+    """Rows are keyed by name in the report: two of one name would be merged silently."""
+    seen: set[str] = set()
+    for c in codecs:
+        if c.name in seen:
+            hint = " (label the folders: --decoded DIR=LABEL)" if c.kind == "decoded" else ""
+            raise EvalError(f"two rows are named {c.name!r}{hint}")
+        seen.add(c.name)
+
+
 def _score_one(clip: Clip, x: np.ndarray, codec, names: list[str], transcript, wer_ref: float,
                n_words: int, opts: EvalOptions, fig: Optional[dict]) -> dict:
     row = {"clip": clip.rel, "cls": clip.cls, "split": clip.split or "", "pkg": clip.pkg or "",
@@ -385,7 +524,9 @@ def _score_one(clip: Clip, x: np.ndarray, codec, names: list[str], transcript, w
         row.update({"wer_ref": wer_ref, "n_words": n_words, "notes": f"codec failed: {e}",
                     "_notes": {"codec": f"failed: {e}"}})
         return row
-    row["code_s"] = round(time.perf_counter() - t, 3)
+    elapsed = time.perf_counter() - t
+    own = getattr(codec, "code_s", None)  # a model row whose encode was shared times itself
+    row["code_s"] = round(elapsed if own is None else own, 3)
     row["kbps"], row["payload_kbps"] = kbps, payload
     ref, deg, lag = _align.align(x, y, SAMPLE_RATE)
     row["lag_ms"] = lag * 1000 / SAMPLE_RATE

@@ -89,8 +89,17 @@ def lr_at(step: int, total: int, lr: float, warmup: int = 300) -> float:
 
 def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, batch: int = 16, units: int = 64,
                 lr: float = 1e-3, seed: int = 0, ckpt_every: int = 250, log_every: int = 25,
-                valid_every: int = 1000, max_minutes: float | None = None, log=print) -> dict:
-    """Train ``stage_name`` up to ``steps`` steps (resuming where ``run`` stopped)."""
+                valid_every: int = 1000, max_minutes: float | None = None, precision: str = "fp32",
+                log=print) -> dict:
+    """Train ``stage_name`` up to ``steps`` steps (resuming where ``run`` stopped).
+
+    ``precision="bf16"`` runs the forward pass under CPU bf16 autocast (weights, optimiser and
+    the validation pass stay float32): 1.6x faster steps on this CPU (avx512_bf16; codec stage
+    718 -> 457 ms, semantic 477 -> 286 ms per step, 1 thread, examples/bf16_autocast_probe.py).  A resumed stage keeps the precision it started
+    with.
+    """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     stream = FeatureStream(data, "train")
     valid = FeatureStream(data, "valid") if (data / "valid.pcm.npy").exists() else None
     torch.manual_seed(seed)  # the stage's own modules (the semantic head) start the same every run
@@ -109,6 +118,7 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
         _opt_load(opt, t, meta["optimizer"])
         step = meta["step"]
         steps = meta.get("total_steps", steps) if steps <= meta.get("total_steps", steps) else steps
+        precision = meta.get("precision", "fp32")
         log(f"{stage_name}: resumed at step {step}")
 
     def checkpoint() -> None:
@@ -118,7 +128,7 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
                if not k.startswith(("encoder.", "decoder.", "_codec_stage."))}
         _atomic_save({**ot, **own}, folder / "state.safetensors")
         _atomic_json({"step": step, "total_steps": steps, "optimizer": om, "batch": batch, "units": units,
-                      "lr": lr, "seed": seed}, meta_path)
+                      "lr": lr, "seed": seed, "precision": precision}, meta_path)
 
     t0, start_step = time.time(), step
     stage.train()
@@ -129,7 +139,8 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
         torch.manual_seed(seed * 1_000_003 + step)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr)
-        loss, logs = stage.loss(crops)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss, logs = stage.loss(crops)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
