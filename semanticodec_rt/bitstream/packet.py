@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bitpack import _check_int, bits_for_vocab, pack_fields, packed_size, unpack_fields
+from .bitpack import MAX_BITS, _check_int, bits_for_vocab, pack_fields, packed_size, unpack_fields
 from .errors import BitstreamError
 
 __all__ = [
@@ -168,7 +168,7 @@ def encode_packet(
 
     Args:
         packet: a :class:`Packet`.
-        semantic_bits, acoustic_bits: id widths, 1..32 (15 and 13 for the 1.40 kbps model).
+        semantic_bits, acoustic_bits: id widths, 1..48 (15 and 13 for the 1.40 kbps model).
         semantic_vocab, acoustic_vocab: vocab sizes for the id range check; default
             ``2**bits``.
 
@@ -262,8 +262,8 @@ def _widths(sb, ab, sv, av) -> tuple[int, int, int, int]:
     out = []
     for bits, vocab, name in ((sb, sv, "semantic"), (ab, av, "acoustic")):
         bits = _check_int(bits, f"{name}_bits")
-        if not 1 <= bits <= 32:
-            raise BitstreamError(f"{name}_bits must be in 1..32, got {bits}")
+        if not 1 <= bits <= MAX_BITS:
+            raise BitstreamError(f"{name}_bits must be in 1..{MAX_BITS}, got {bits}")
         if vocab is None:
             vocab = 1 << bits
         elif bits_for_vocab(vocab) > bits:
