@@ -277,3 +277,44 @@ def test_live_processor_runs_the_speech_route(codec):
     out = [proc.process(wave[i : i + 640]) for i in range(0, len(wave), 640)]
     # one position of lookahead held back, the rest out as soon as each position is in
     assert sum(len(o) for o in out) == len(wave) - 2 * 640
+
+
+@pytest.mark.heavy
+def test_feature_streams_of_a_small_corpus(tmp_path):
+    """`data features` on a 3-clip corpus: one stream per split, the opus analysis of that very
+    stream (row r = samples from 160 r), levels in range, test clips never read."""
+    import soundfile as sf
+    from conftest import unavailable
+
+    from semanticodec_rt.lab.data import DataError, feature_stream, opus_source
+    from semanticodec_rt.lab.data import manifest as mf
+
+    try:
+        opus_source.tools()
+    except DataError as e:
+        unavailable(f"the opus 1.5.2 source build is unavailable: {e}")
+    corpus = tmp_path / "corpus"
+    entries = []
+    for i, (split, cls, secs) in enumerate([("train", "speech", 1.5), ("train", "sfx", 0.7),
+                                            ("valid", "speech", 1.0), ("test", "speech", 1.0)]):
+        rel = f"{split}/{cls}/pkg/c{i}.flac"
+        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(corpus / rel), _voiced(int(secs * 16000), f0=120.0 + 30 * i, seed=i).numpy() * 0.5, 16000)
+        entries.append(mf.make_entry(path=rel, cls=cls, pkg="pkg", licence="x", src=f"/s/{i}", orig_sr=16000,
+                                     n_samples=int(secs * 16000), split=split, group=f"g{i}"))
+    mf.write(corpus / "manifest.jsonl", entries)
+    stats = feature_stream.build_streams(corpus, tmp_path / "streams", seed=1)
+    out = tmp_path / "streams"
+    assert set(stats["summary"]) == {"train", "valid"}
+    assert stats["summary"]["train"]["clips"] == 2 and stats["summary"]["valid"]["clips"] == 1
+    pcm = np.load(out / "train.pcm.npy")
+    feat = np.load(out / "train.feat.npy")
+    assert pcm.dtype == np.int16 and feat.shape == (len(pcm) // 160, 20)
+    np.testing.assert_array_equal(feat, opus_source.fargan_features(pcm)[:, :20])
+    clips = [json.loads(line) for line in (out / "train.clips.jsonl").read_text().splitlines()]
+    for c in clips:
+        x = pcm[c["start"] : c["start"] + c["n"]].astype(np.float64) / 32767
+        level = feature_stream.active_rms_db(x)
+        assert feature_stream.LEVEL_DBFS[0] - 1 <= level <= feature_stream.LEVEL_DBFS[1] + 1
+    assert not any("test/" in c["path"] for c in clips)
+    assert len(stats["mean"]) == 20 and stats["silence"][0] < stats["mean"][0]

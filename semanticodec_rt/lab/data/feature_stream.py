@@ -6,7 +6,7 @@ at a random level, with short random gaps between them, and opus's feature analy
 whole stream:
 
 * ``DIR/<split>.pcm.npy``   int16 ``[N]``  the stream (clipped at full scale like any input);
-* ``DIR/<split>.feat.npy``  float32 ``[ceil(N / 160), 20]`` FARGAN features, row r = the 10 ms
+* ``DIR/<split>.feat.npy``  float32 ``[N // 160, 20]`` FARGAN features, row r = the 10 ms
   frame starting at sample 160 r (opus's alignment: analysis row r best matches kaldi fbank
   frame r - 1);
 * ``DIR/<split>.clips.jsonl`` where each clip sits (``start``, ``n``, ``cls``, ``pkg``, ``gain_db``);
