@@ -318,3 +318,18 @@ def test_feature_streams_of_a_small_corpus(tmp_path):
         assert feature_stream.LEVEL_DBFS[0] - 1 <= level <= feature_stream.LEVEL_DBFS[1] + 1
     assert not any("test/" in c["path"] for c in clips)
     assert len(stats["mean"]) == 20 and stats["silence"][0] < stats["mean"][0]
+
+
+def test_rvq_is_float32_under_bf16_autocast():
+    torch.manual_seed(2)
+    vq = ResidualVQ(8, stages=2, bits=9).train()
+    lin = torch.nn.Linear(8, 8)
+    x = torch.randn(2048, 8) * 0.3  # many points among 512 close codewords: bf16 distances would tie
+    before = vq.embed[0].clone()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = lin(x)
+        q, ids, commit = vq(h)
+    assert h.dtype == torch.bfloat16  # what the RVQ is handed under autocast
+    assert q.dtype == torch.float32 and vq.embed.dtype == torch.float32 and commit.dtype == torch.float32
+    # the choice is the float64 nearest codeword of the (bf16-rounded) input, not a bf16 distance's
+    assert torch.equal(ids[:, 0], torch.cdist(h.double(), before.double()).argmin(-1))

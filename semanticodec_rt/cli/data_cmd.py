@@ -1,5 +1,6 @@
 """``data build``: the offline training corpus from Debian packages; ``data features``: the speech
-route's training streams (:mod:`semanticodec_rt.lab.data`)."""
+route's training streams; ``data transcripts``: English transcripts for eval's WER
+(:mod:`semanticodec_rt.lab.data`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ effects from audio that ships in Debian main packages (see 'data build --help').
 examples:
   {PROG} data build --out corpus --tier smoke
   {PROG} data build --out corpus --tier core --work /var/tmp/debs --jobs 2
+  {PROG} data transcripts --corpus corpus
 """,
 )
 
@@ -87,6 +89,46 @@ test_unseen are never read.""",
     f.add_argument("--out", required=True, metavar="DIR", help="the stream folder (created; keep it outside git)")
     f.add_argument("--seed", type=int, default=0, help="shuffle, level and excerpt seed (default 0)")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
+
+    t = dsub.add_parser(
+        "transcripts", help="English transcripts of the corpus's speech clips (for eval's WER)",
+        description="""\
+Give every English speech clip of a corpus (asterisk-core-sounds-en-g722) its transcript as a
+sidecar NAME.txt next to NAME.flac, where 'eval' finds it to score WER.  The texts come from
+the Debian package asterisk-core-sounds-en (core-sounds-en.txt.gz; fetched with 'apt-get
+download' like 'data build'), matched to the clips by their package path (manifest 'src'), and
+normalised to the spoken words: lower case, no punctuation, [..]/(..) notes removed, * and #
+as star and pound, single digits as words.  Clips whose text is unlisted, has no words or
+holds a multi-digit number get none.  The manifest is not changed; re-running gives the same
+files (stale sidecars are removed).""",
+        epilog=f"example:\n  {PROG} data transcripts --corpus corpus", formatter_class=FORMATTER)
+    t.set_defaults(func=cmd_data_transcripts)
+    t.add_argument("--corpus", required=True, metavar="DIR", help="corpus folder (from 'data build')")
+    t.add_argument("--work", metavar="DIR",
+                   help="downloads and extractions (default CORPUS/.work, as for 'data build')")
+    t.add_argument("-q", "--quiet", action="store_true", help="no messages")
+
+
+def cmd_data_transcripts(args: argparse.Namespace) -> int:
+    from ..lab.data.transcripts import transcripts
+
+    if not (Path(args.corpus) / "manifest.jsonl").is_file():
+        raise CliError(f"--corpus {args.corpus}: no manifest.jsonl "
+                       f"(build the corpus with '{PROG} data build')")
+    if args.work is not None and Path(args.work).exists() and not Path(args.work).is_dir():
+        raise CliError(f"--work {args.work}: is a file, not a folder")
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    res = transcripts(args.corpus, args.work, log)
+    log(f"transcripts from {res.source}:")
+    for split, c in res.splits.items():
+        log(f"  {split}: {c['transcripts']} of {c['clips']} English speech clips")
+    total = sum(c["transcripts"] for c in res.splits.values())
+    reasons = ", ".join(f"{r}: {n}" for r, n in sorted(res.reasons.items()))
+    log(f"{total} clips with a transcript, {len(res.missing)} without"
+        + (f" ({reasons})" if reasons else ""))
+    log(f"sidecars: {res.written} written, {res.unchanged} unchanged, {res.removed} removed; "
+        f"{len(res.unused)} listed names match no clip")
+    return 0
 
 
 def cmd_data_features(args: argparse.Namespace) -> int:

@@ -76,14 +76,17 @@ class ResidualVQ(nn.Module):
         """Training pass: ``(q_st, ids, commit_loss)`` with ``q_st`` the straight-through code.
 
         In training mode the codebooks follow the batch's residuals (EMA) and codewords that
-        have gone unused are restarted on random residuals.
+        have gone unused are restarted on random residuals.  Always float32, also under bf16
+        autocast: nearest-codeword choices and EMA sums in bf16 (8-bit mantissa) would be coarse.
         """
-        ids = self.quantize(x)
-        q = self.dequantize(ids)
-        commit = F.mse_loss(x, q.detach())
-        if self.training:
-            self._ema_update(x.detach().reshape(-1, self.dim), ids.reshape(-1, self.stages))
-        return x + (q - x).detach(), ids, commit
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            ids = self.quantize(x)
+            q = self.dequantize(ids)
+            commit = F.mse_loss(x, q.detach())
+            if self.training:
+                self._ema_update(x.detach().reshape(-1, self.dim), ids.reshape(-1, self.stages))
+            return x + (q - x).detach(), ids, commit
 
     @torch.no_grad()
     def _ema_update(self, x: torch.Tensor, ids: torch.Tensor) -> None:

@@ -28,7 +28,7 @@ class Recipe:
     """Steps per stage and the shared batch shape (16 crops x 64 positions = 41 s of audio)."""
 
     semantic_steps: int = 4000
-    codec_steps: int = 24000
+    codec_steps: int = 16000
     flow_steps: int = 6000
     batch: int = 16
     units: int = 64
