@@ -233,7 +233,7 @@ def decompress(scrt: bytes | str | os.PathLike | BinaryIO, model: ModelSpec = No
             chunks = iter([tokens])
         if not info.n_frames:
             raise BitstreamError("the stream holds no tokens")
-        sampler = codec.cfg.sampler.resolve(steps, cfg_scale)
+        sampler = codec.sampler(steps, cfg_scale)
         windowing = codec.windowing
         with torch.inference_mode(), _bar(progress, info.n_frames // windowing.unit_frames, "decode",
                                           "unit") as bar:

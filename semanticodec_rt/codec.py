@@ -27,7 +27,7 @@ from torch import nn
 from .audio.files import AudioInputError, waveform_from_array
 from .audio.load import load_waveform
 from .audio.resample import resample
-from .config import SAMPLE_RATE, CodecConfig
+from .config import SAMPLE_RATE, CodecConfig, SamplerConfig, SamplerError
 from .decoder.synthesis.fargan import FARGAN
 from .windowing import build_decoder, build_encoder, windowing_for
 from .windowing.checks import check_tokens, model_device
@@ -140,6 +140,17 @@ class SemantiCodec(nn.Module):
         return tokens.cpu()
 
     # -- decode ----------------------------------------------------------------------------------
+    def sampler(self, steps: int | None = None, cfg_scale: float | None = None,
+                eta: float | None = None) -> SamplerConfig:
+        """The model's sampler with the caller's overrides, checked against what the windowing
+        can run (``steps >= windowing.min_steps``: 1 for diffusion, 0 for the speech route)."""
+        s = self.cfg.sampler.resolve(steps, cfg_scale, eta)
+        need = self.windowing.min_steps
+        if s.steps < need:
+            raise SamplerError(f"steps={s.steps}: {self.cfg.name} decodes by diffusion and needs at least {need} "
+                               "step (0 steps is the speech route's regression path)")
+        return s
+
     def check_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Validate ``[B, L, 2]`` (or ``[L, 2]``) ids; returns the batched int64 tensor."""
         return check_tokens(self.cfg, tokens)
@@ -187,7 +198,7 @@ class SemantiCodec(nn.Module):
             raise ValueError(f"windows_per_batch must be >= 1, got {windows_per_batch}")
         self.decoder.stage_times.clear()
         out = self.windowing.decode(
-            self, tokens, self.cfg.sampler.resolve(steps, cfg_scale, eta), seed=seed,
+            self, tokens, self.sampler(steps, cfg_scale, eta), seed=seed,
             windows_per_batch=windows_per_batch, progress=progress, separate_guidance=separate_guidance,
             **windowing_options,
         )
@@ -211,7 +222,7 @@ class SemantiCodec(nn.Module):
         Streamed audio equals :meth:`decode` with the same sampling options.  ``n_samples`` (the
         stream length, if known) stops the output at the input length.
         """
-        sampler = self.cfg.sampler.resolve(steps, cfg_scale, eta)
+        sampler = self.sampler(steps, cfg_scale, eta)
         return self.windowing.stream_decoder(self, sampler, batch_size=batch_size, seed=seed,
                                              n_samples=n_samples)
 

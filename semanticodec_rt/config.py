@@ -169,6 +169,10 @@ class SamplerConfig:
 SAMPLER_SPACINGS = ("uniform", "trailing")
 
 
+class SamplerError(ValueError):
+    """Sampling options a model cannot run (e.g. 0 steps on a diffusion decoder)."""
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     """Windowing of the real-time (streaming-native) presets, in 160 ms patch columns.

@@ -277,7 +277,8 @@ def _bad_inputs(env, encoded, tmp: Path) -> dict[str, tuple[list, tuple[str, ...
                                ("not found",)),
         "bad checkpoint": (["encode", env["clip"], out_scrt, "--model", txt], ("not a safetensors",)),
         "unknown option": (["encode", env["clip"], out_scrt, *model, "--bogus"], ("--bogus",)),
-        "bad --steps": (["decode", encoded, out_wav, *model, "--steps", "0"], ("--steps",)),
+        "bad --steps": (["decode", encoded, out_wav, *model, "--steps", "-1"], ("--steps",)),
+        "0 steps of diffusion": (["decode", encoded, out_wav, *model, "--steps", "0"], ("at least 1 step",)),
         "decode to .mp3": (["decode", encoded, tmp / "out.mp3", *model], ("*.wav",)),
     }
 

@@ -333,3 +333,15 @@ def test_rvq_is_float32_under_bf16_autocast():
     assert q.dtype == torch.float32 and vq.embed.dtype == torch.float32 and commit.dtype == torch.float32
     # the choice is the float64 nearest codeword of the (bf16-rounded) input, not a bf16 distance's
     assert torch.equal(ids[:, 0], torch.cdist(h.double(), before.double()).argmin(-1))
+
+
+def test_zero_steps_is_for_the_speech_route_only(codec):
+    from semanticodec_rt.config import SamplerError
+
+    rt = SemantiCodec.random(PRESETS["rt-tiny-r100"])
+    tokens = rt.encode(torch.zeros(1, 2560))
+    with pytest.raises(SamplerError, match="at least 1 step"):
+        rt.decode(tokens, steps=0)
+    with pytest.raises(SamplerError):
+        rt.stream_decoder(steps=0)
+    assert codec.windowing.min_steps == 0 and codec.sampler(0).steps == 0

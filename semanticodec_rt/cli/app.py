@@ -154,7 +154,8 @@ def _error_code(e: BaseException) -> int | None:
     """Exit status of an expected failure, ``None`` for a bug (which then keeps its traceback)."""
     if isinstance(e, CliError):
         return e.code
-    input_errors = (BitstreamError, FileNotFoundError, *_classes("audio.files", "AudioInputError"))
+    input_errors = (BitstreamError, FileNotFoundError, *_classes("audio.files", "AudioInputError"),
+                    *_classes("config", "SamplerError"))
     if isinstance(e, input_errors):  # ModelMismatchError is a BitstreamError
         return 2
     model_errors = (*_classes("weights.checkpoint", "CheckpointError"),

@@ -72,8 +72,9 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--steps", type=positive_int, metavar="N",
-        help="diffusion steps (default: the model's, 4 for rt presets, 50 official); more = cleaner, slower",
+        "--steps", type=nonnegative_int, metavar="N",
+        help="decoder steps (default: the model's, 4 for rt presets, 50 official); more = cleaner, slower; "
+             "0 = the speech route's regression path alone (diffusion models need at least 1)",
     )
     p.add_argument(
         "--cfg-scale", type=float, metavar="S",
@@ -82,6 +83,16 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed; equal seeds give equal audio (default 0)")
     p.add_argument("--float", action="store_true", help="write 32-bit float samples instead of 16-bit PCM")
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
 
 
 def positive_int(text: str) -> int:

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 from ..config import SAMPLE_RATE
-from .common import FORMATTER, MODEL_HELP, CliError, load_codec, positive_int, progress_enabled, say
+from .common import (
+    FORMATTER, MODEL_HELP, CliError, load_codec, nonnegative_int, positive_int, progress_enabled, say,
+)
 
 _DESCRIPTION = """\
 Run the codec live: audio from an input device is encoded in 160 ms units, the tokens are
@@ -60,7 +62,8 @@ def add_parser(sub) -> None:
                         "(default 100 ms; passthrough: one block)")
     p.add_argument("--max-backlog-ms", type=float, metavar="MS",
                    help="how far the worker may fall behind before it skips units (default two units)")
-    p.add_argument("--steps", type=positive_int, metavar="N", help="diffusion steps (default: the model's)")
+    p.add_argument("--steps", type=nonnegative_int, metavar="N",
+                   help="decoder steps (default: the model's; 0 = the speech route's regression path alone)")
     p.add_argument("--cfg-scale", type=float, metavar="S", help="guidance scale (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="decoder noise seed (default 0)")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N",

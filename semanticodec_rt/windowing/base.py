@@ -50,6 +50,9 @@ class Windowing(Protocol):
     decoder_window_tokens: int
     #: decode batch size in windows when the caller gives none
     default_windows_per_batch: int
+    #: fewest decoder steps ``decode`` accepts (1 for diffusion; 0 for the speech route's
+    #: regression path alone)
+    min_steps: int
 
     def frames_for_samples(self, n_samples: int) -> int:
         """Token positions that ``encode`` makes for ``n_samples`` of audio."""

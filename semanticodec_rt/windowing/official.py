@@ -41,6 +41,8 @@ class OfficialWindowing:
 
     name = "official-10.24s"
     realtime = False
+    #: fewest decoder steps it can run (diffusion needs one)
+    min_steps = 1
     default_windows_per_batch = 1
 
     def __init__(self, cfg: CodecConfig):

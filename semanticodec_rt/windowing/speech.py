@@ -30,6 +30,8 @@ class SpeechWindowing:
 
     name = "speech-units"
     realtime = True
+    #: fewest decoder steps it can run (the regression path alone)
+    min_steps = 0
     default_windows_per_batch = 1
 
     def __init__(self, cfg: CodecConfig):

@@ -30,6 +30,8 @@ class UnitWindowing:
 
     name = "rt-units"
     realtime = True
+    #: fewest decoder steps it can run (diffusion needs one)
+    min_steps = 1
     default_windows_per_batch = DECODE_UNITS
 
     def __init__(self, cfg: CodecConfig):
