@@ -345,3 +345,39 @@ def test_zero_steps_is_for_the_speech_route_only(codec):
     with pytest.raises(SamplerError):
         rt.stream_decoder(steps=0)
     assert codec.windowing.min_steps == 0 and codec.sampler(0).steps == 0
+
+
+@pytest.mark.train
+def test_train_speech_cli_runs_the_recipe_and_exports(tmp_path, capsys):
+    """`train speech` with a tiny recipe on a tiny stream: every stage, then a second call that
+    has nothing left to do, `train export`, and the exported model coding a file."""
+    from semanticodec_rt import cli
+    from semanticodec_rt.lab.train import speech_run
+    from semanticodec_rt.weights import checkpoint
+
+    data, run, model = tmp_path / "streams", tmp_path / "run", tmp_path / "sp.safetensors"
+    data.mkdir()
+    _tiny_streams(data)
+    sets = [f"--set={kv}" for kv in ("semantic_steps=3", "codec_steps=3", "flow_steps=2", "batch=2", "units=6",
+                                      "kmeans_positions=200", "kmeans_iters=2", "precision=bf16")]
+    assert cli.main(["train", "speech", "--data", data, "--out", run, *sets, "--threads", "1"]) == 0
+    assert speech_run.progress(run) == ["semantic 3/3", "kmeans done", "codec 3/3", "flow 2/2"]
+    record = json.loads((run / "recipe.json").read_text())
+    assert set(record["cpu_s"]) >= {"semantic", "kmeans", "codec", "flow"}
+    assert json.loads((run / "codec" / "state.json").read_text())["precision"] == "bf16"
+    before = (run / "model.safetensors").read_bytes()
+    assert cli.main(["train", "speech", "--data", data, "--out", run, *sets, "-q"]) == 0  # all done
+    assert (run / "model.safetensors").read_bytes() == before
+    assert cli.main(["train", "speech", "--data", data, "--out", run, "--set", "bogus=1"]) == 2
+    assert cli.main(["train", "export", "--out", run, "--model-out", model, "-q"]) == 0
+    meta = checkpoint.read_metadata(model)
+    assert meta["storage"] == "float16" and "opus" in meta["user.fargan"] and "semantic" in meta["user.cpu_s"]
+    codec = checkpoint.load(model)
+    assert codec.cfg.speech is not None and codec.decoder.vocoder is not None
+    wav = tmp_path / "in.wav"
+    import soundfile as sf
+
+    sf.write(str(wav), _voiced(8000, seed=3).numpy(), 16000)
+    assert cli.main(["roundtrip", wav, tmp_path / "out.wav", "--model", model, "--steps", "1", "-q"]) == 0
+    out, sr = sf.read(str(tmp_path / "out.wav"))
+    assert sr == 16000 and len(out) == 8000 and np.isfinite(out).all()

@@ -159,7 +159,11 @@ def _cmd_speech(args: argparse.Namespace) -> int:
         raise CliError("--data STREAMS is required (the folder 'semanticodec-rt data features' wrote)")
     if not (Path(args.data) / "stats.json").exists():
         raise CliError(f"--data {args.data}: no stats.json; build it with 'semanticodec-rt data features'")
-    record = speech_run.run_recipe(args.data, args.out, max_minutes=args.max_minutes,
+    try:
+        recipe = speech_run.recipe_with(args.set)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    record = speech_run.run_recipe(args.data, args.out, recipe, max_minutes=args.max_minutes,
                                    threads=args.threads, log=lambda s: say(args, s))
     cpu_h = sum(record["cpu_s"].values()) / 3600
     say(args, f"speech: {', '.join(speech_run.progress(args.out))}; {cpu_h:.2f} CPU-hours so far")

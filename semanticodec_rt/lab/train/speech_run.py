@@ -39,6 +39,24 @@ class Recipe:
     seed: int = 0
 
 
+def recipe_with(overrides: list[str], base: Recipe = Recipe()) -> Recipe:
+    """``["codec_steps=8000", "lr=5e-4"]`` -> a :class:`Recipe` with those fields changed."""
+    import dataclasses
+
+    fields = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+        kind = type(getattr(base, key))
+        try:
+            changes[key] = kind(value)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {key} takes a {kind.__name__}") from None
+    return dataclasses.replace(base, **changes)
+
+
 def build_codec(preset: str = "sp-small-r50"):
     """A fresh speech-route codec (random weights, the shipped FARGAN attached)."""
     from ...codec import SemantiCodec

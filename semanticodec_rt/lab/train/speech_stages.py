@@ -138,7 +138,10 @@ def fit_kmeans(encoder, stream, k: int, positions: int = 200_000, iters: int = 2
         feats.append(encoder.semantic_train(frames_of(encoder, crops.audio))[0])
     x = torch.cat(feats)
     gen = torch.Generator().manual_seed(seed)
-    c = x[torch.randperm(len(x), generator=gen)[:k]].clone()
+    if len(x) >= k:
+        c = x[torch.randperm(len(x), generator=gen)[:k]].clone()
+    else:  # fewer features than centroids (a tiny test stream): repeat them, jittered apart
+        c = x[torch.randint(0, len(x), (k,), generator=gen)] + 1e-3 * torch.randn(k, x.shape[1], generator=gen)
     for it in range(iters):
         ids = nearest_centroid(x, c, (c * c).sum(-1))
         sums = torch.zeros_like(c).index_add_(0, ids, x)
