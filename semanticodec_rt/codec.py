@@ -72,7 +72,7 @@ class SemantiCodec(nn.Module):
                 for p in decoder.parameters():
                     if p.dim() > 1 and not p.any():
                         p.normal_(0.0, 0.02)
-            if cfg.speech is not None:
+            if hasattr(decoder, "attach_vocoder"):  # a decoder to vocoder features (the speech route)
                 decoder.attach_vocoder(FARGAN.random())
         finally:
             torch.random.set_rng_state(gen_state)

@@ -139,7 +139,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
         except ValueError as e:
             raise CheckpointError(str(e)) from None
     encoder.load_semantic_codebook(tensors["semantic_codebook"])
-    if cfg.speech is not None:  # the vocoder ships once, in the package, with its own sha
+    if hasattr(decoder, "attach_vocoder"):  # the speech route's FARGAN ships once, with its own sha
         from .fargan import load_fargan
 
         decoder.attach_vocoder(load_fargan())
