@@ -4,8 +4,10 @@ Run folder layout (``RUN/STAGE/``):
 
 * ``config.json``            the :class:`TrainConfig` the stage started with (resume checks it);
 * ``ckpt/step-NNNNNNN.safetensors``  live weights of every group (``live.<group>.<key>``) and the
-  EMA weights (``ema.<key>``); ``ckpt/step-NNNNNNN.pt`` optimiser states, EMA counter, the
-  stage's extra state and the step.  The last three checkpoints are kept;
+  EMA weights (``ema.<key>``); ``ckpt/step-NNNNNNN.state.{json,safetensors}`` optimiser and
+  scaler states, EMA counter, the stage's extra state and the step (:mod:`.safe_state`: data
+  only, never a pickle, so a run folder from anywhere is safe to resume).  The last three
+  checkpoints are kept; a folder holding only the old pickled ``.pt`` states is refused;
 * ``log.jsonl``               one line per ``log_every`` steps: step, lr, losses, seconds/step;
 * ``final.safetensors``      the exported (EMA) weights once the last step is done.
 
@@ -30,6 +32,7 @@ from .configs import TrainConfig
 from .data import CropSource
 from .distributed import World, average_gradients, broadcast_module, init_from_env
 from .ema import EMA
+from .safe_state import load_state, save_state
 from .stages import stage_class
 
 _CKPT = re.compile(r"step-(\d+)\.safetensors$")
@@ -42,15 +45,33 @@ class RunDirError(ValueError):
     """The run folder does not match the request (existing run without --resume, other config)."""
 
 
+def _state_base(weights: Path) -> Path:
+    """``ckpt/step-N.safetensors`` -> ``ckpt/step-N.state`` (its :mod:`.safe_state` pair)."""
+    return weights.with_name(weights.name[: -len(".safetensors")] + ".state")
+
+
 def checkpoints(stage_dir: Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of the complete checkpoints in a stage folder, oldest first."""
+    """``(step, path)`` of the complete checkpoints in a stage folder, oldest first.
+
+    Raises:
+        RunDirError: the folder holds only checkpoints of the old pickled format, which are not
+            loaded (unpickling a file can run any code it holds).
+    """
     d = stage_dir / "ckpt"
-    found = []
+    found, pickled = [], 0
     if d.is_dir():
         for p in d.iterdir():
             m = _CKPT.search(p.name)
-            if m and p.with_suffix(".pt").exists():
+            if not m or p.name.endswith(".state.safetensors"):
+                continue
+            base = _state_base(p)
+            if base.with_name(base.name + ".json").exists():
                 found.append((int(m.group(1)), p))
+            elif p.with_suffix(".pt").exists():
+                pickled += 1
+    if pickled and not found:
+        raise RunDirError(f"{d}: only old-format checkpoints (pickled .pt states), which are not loaded "
+                          "for safety; restart the stage without --resume")
     return sorted(found)
 
 
@@ -180,17 +201,17 @@ class Trainer:
             "ema": None if self.ema is None else {"decay": self.ema.decay, "updates": self.ema.updates},
             "extra": self.stage.extra_state(),
         }
-        base = d / f"step-{self.step:07d}"
-        # Write under temporary names and rename: a crash never leaves a half checkpoint that
-        # checkpoints() would pick (it needs both files).
-        tmp_st, tmp_pt = base.with_suffix(".safetensors.tmp"), base.with_suffix(".pt.tmp")
+        weights = d / f"step-{self.step:07d}.safetensors"
+        # Weights first, then the state pair (its JSON last): a crash never leaves a checkpoint
+        # that checkpoints() would pick without all its files.
+        tmp_st = weights.with_name(weights.name + ".tmp")
         save_file(tensors, str(tmp_st), metadata={"step": str(self.step)})
-        torch.save(state, tmp_pt)
-        os.replace(tmp_pt, base.with_suffix(".pt"))
-        os.replace(tmp_st, base.with_suffix(".safetensors"))
+        os.replace(tmp_st, weights)
+        save_state(state, _state_base(weights))
         for _, old in checkpoints(self.stage_dir)[:-KEEP_CHECKPOINTS]:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".pt").unlink(missing_ok=True)
+            base = _state_base(old)
+            for f in (base.with_name(base.name + ".json"), base.with_name(base.name + ".safetensors"), old):
+                f.unlink(missing_ok=True)
 
     def _load(self, path: Path) -> None:
         from safetensors.torch import load_file
@@ -199,7 +220,7 @@ class Trainer:
         for g, m in self.stage.groups.items():
             prefix = f"live.{g}."
             m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        state = torch.load(path.with_suffix(".pt"), map_location=self.device, weights_only=False)
+        state = load_state(_state_base(path), self.device)
         for g, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][g])
         for g, s in self.scalers.items():
