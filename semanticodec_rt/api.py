@@ -186,11 +186,13 @@ def compress(audio: AudioIn, model: ModelSpec = None, out: str | os.PathLike | B
 @dataclass(frozen=True)
 class WavReport:
     """What :func:`decompress` wrote: ``n_samples`` at 16 kHz, ``n_clipped`` of them clipped to
-    [-1, 1] (16-bit PCM only), and the stream it decoded."""
+    [-1, 1] (16-bit PCM only), the stream it decoded, and ``n_nonfinite`` samples the decoder
+    gave as NaN or infinity (written as silence)."""
 
     n_samples: int
     n_clipped: int
     info: StreamInfo
+    n_nonfinite: int = 0
 
 
 def decompress(scrt: bytes | str | os.PathLike | BinaryIO, model: ModelSpec = None,
@@ -244,7 +246,7 @@ def decompress(scrt: bytes | str | os.PathLike | BinaryIO, model: ModelSpec = No
             with WavWriter(out, float_wav) as wav:
                 for pcm in pieces:
                     wav.write(pcm)
-            return WavReport(wav.n_samples, wav.n_clipped, info)
+            return WavReport(wav.n_samples, wav.n_clipped, info, wav.n_nonfinite)
 
 
 # -- pieces ----------------------------------------------------------------------------------------

@@ -381,3 +381,39 @@ def test_train_speech_cli_runs_the_recipe_and_exports(tmp_path, capsys):
     assert cli.main(["roundtrip", wav, tmp_path / "out.wav", "--model", model, "--steps", "1", "-q"]) == 0
     out, sr = sf.read(str(tmp_path / "out.wav"))
     assert sr == 16000 and len(out) == 8000 and np.isfinite(out).all()
+
+
+def test_nonfinite_weights_and_samples_never_become_sound(codec, tmp_path):
+    """A checkpoint with a NaN weight is refused; NaN samples reach a WAV or the playback ring
+    as silence, counted, never as full scale."""
+    import soundfile as sf
+    from safetensors.torch import load_file, save_file
+
+    from semanticodec_rt.audio.wav_writer import WavWriter
+    from semanticodec_rt.live.streams import PlaybackRing
+    from semanticodec_rt.weights import checkpoint
+
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(codec, path)
+    t = load_file(str(path))
+    t["decoder.regressor.head.0.weight"][0, 0] = float("nan")
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    save_file(t, str(path), metadata=meta)
+    with pytest.raises(checkpoint.CheckpointError, match="NaN"):
+        checkpoint.load(path, verify=False)
+    pcm = np.array([0.5, np.nan, -np.inf, np.inf, -0.25], np.float32)
+    for use_float in (False, True):
+        wav = tmp_path / f"o{use_float}.wav"
+        with WavWriter(wav, use_float) as w:
+            w.write(pcm)
+        y, _ = sf.read(str(wav), dtype="float32")
+        assert w.n_nonfinite == 3 and np.isfinite(y).all()
+        np.testing.assert_allclose(y, [0.5, 0, 0, 0, -0.25], atol=1e-4)
+    ring = PlaybackRing(16000, capacity_s=0.01)
+    ring.write(pcm)
+    out = np.full(5, 9.0, np.float32)
+    ring.on_output(out, 0.0)
+    assert ring.nonfinite == 3 and np.isfinite(out).all() and np.abs(out).max() <= 0.5

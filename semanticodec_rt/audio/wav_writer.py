@@ -7,12 +7,14 @@ import os
 import numpy as np
 
 from ..config import SAMPLE_RATE
+from .finite import zero_nonfinite
 
 __all__ = ["WavWriter"]
 
 
 class WavWriter:
-    """Mono WAV written block by block; 16-bit PCM clips to [-1, 1] and counts it.
+    """Mono WAV written block by block; 16-bit PCM clips to [-1, 1] and counts it; NaN and
+    infinities are written as silence and counted (never as full-scale samples).
 
     Args:
         path: the file (created or truncated).
@@ -21,6 +23,7 @@ class WavWriter:
 
     Attributes:
         n_samples: samples written.  n_clipped: samples clipped to [-1, 1] (PCM only).
+        n_nonfinite: NaN or infinite samples, written as 0.
     """
 
     def __init__(self, path: str | os.PathLike, use_float: bool, sample_rate: int = SAMPLE_RATE):
@@ -31,12 +34,14 @@ class WavWriter:
                                subtype=self.subtype, format="WAV")
         self.n_samples = 0
         self.n_clipped = 0
+        self.n_nonfinite = 0
 
     def write(self, pcm) -> None:
         """Append ``[n]`` samples: a numpy array or a torch tensor (any device)."""
         if hasattr(pcm, "detach"):
             pcm = pcm.detach().cpu().numpy()
-        x = np.asarray(pcm).astype(np.float32, copy=False)
+        x, bad = zero_nonfinite(np.asarray(pcm).astype(np.float32, copy=False))
+        self.n_nonfinite += bad
         if self.subtype == "PCM_16":
             over = int(np.count_nonzero(np.abs(x) > 1.0))
             if over:

@@ -123,7 +123,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     dst = output_path(args.output, args.force, src, wav=True)
     with atomic_output(dst) as tmp:
         report = decompress(src, lambda: load_codec(args), tmp, **_sampling(args))
-    say_decoded(args, dst, report.n_samples, report.n_clipped)
+    say_decoded(args, dst, report.n_samples, report.n_clipped, report.n_nonfinite)
     return 0
 
 
@@ -140,7 +140,7 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
     info = report.info
     say(args, f"{info.n_frames} token positions ({2 * info.n_frames} ids) for "
               f"{info.n_samples / SAMPLE_RATE:.2f} s, payload {info.payload_bps:g} bps")
-    say_decoded(args, dst, report.n_samples, report.n_clipped)
+    say_decoded(args, dst, report.n_samples, report.n_clipped, report.n_nonfinite)
     return 0
 
 

@@ -176,8 +176,11 @@ def read_wave(path: Path, mono: str):
     return load_waveform(path, mono=mono)[0]
 
 
-def say_decoded(args, dst: Path, written: int, clipped: int) -> None:
+def say_decoded(args, dst: Path, written: int, clipped: int, nonfinite: int = 0) -> None:
     say(args, f"{dst}: {written / SAMPLE_RATE:.2f} s ({written} samples at {SAMPLE_RATE} Hz)")
+    if nonfinite:
+        print(f"{PROG}: warning: the decoder gave {nonfinite} NaN or infinite samples, written as silence "
+              "(damaged model weights?)", file=sys.stderr)
     if clipped:
         print(f"{PROG}: note: {clipped} samples beyond [-1, 1] were clipped (--float keeps them)",
               file=sys.stderr)

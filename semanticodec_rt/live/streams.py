@@ -27,6 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..audio.finite import zero_nonfinite
 from . import devices
 from .devices import AudioUnavailable
 from .ringbuffer import SPSCRing
@@ -127,7 +128,7 @@ class PlaybackRing:
         capacity_s: seconds of audio the ring holds (at least; the capacity is a power of two).
 
     Attributes written by the producer only: ``n_samples`` (samples given to :meth:`write`),
-    ``overflows`` (samples dropped, ring full).  By the callback only: ``callbacks``, ``played``
+    ``overflows`` (samples dropped, ring full), ``nonfinite`` (NaN/inf samples, queued as silence).  By the callback only: ``callbacks``, ``played``
     (samples from the ring), ``underruns`` / ``underrun_samples`` (callbacks that ran dry after
     playback had started, and the silence they played), ``xruns``.
     """
@@ -135,7 +136,7 @@ class PlaybackRing:
     def __init__(self, sample_rate: int, capacity_s: float = 2.0):
         self.sample_rate = int(sample_rate)
         self.ring = SPSCRing(max(1, int(capacity_s * self.sample_rate)))
-        self.n_samples = self.overflows = 0
+        self.n_samples = self.overflows = self.nonfinite = 0
         self.callbacks = self.played = self.underruns = self.underrun_samples = self.xruns = 0
 
     # -- producer thread ------------------------------------------------------------------------
@@ -145,6 +146,8 @@ class PlaybackRing:
         Dropping keeps the delay bounded by the ring: a burst after a stall would otherwise stay
         in the ring as latency for the rest of the stream.
         """
+        pcm, bad = zero_nonfinite(np.asarray(pcm, np.float32))
+        self.nonfinite += bad  # played as silence, never as full-scale samples
         n = self.ring.write(pcm, partial=True)
         self.overflows += len(pcm) - n
         self.n_samples += len(pcm)

@@ -103,6 +103,20 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return meta
 
 
+#: what a checkpoint may store (float32 / float16 weights, int8 rows, integer and bool buffers)
+STORED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.int64, torch.int32, torch.bool)
+
+
+def _check_stored(tensors: dict[str, torch.Tensor], path) -> None:
+    """Every tensor of a known dtype and finite: a NaN weight would decode to full-scale noise,
+    and an odd dtype (complex, uint64) means the file is not ours."""
+    for name, t in tensors.items():
+        if t.dtype not in STORED_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} has dtype {t.dtype}, not a checkpoint dtype")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values")
+
+
 def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool = True):
     """Rebuild the :class:`SemantiCodec` stored at ``path`` (float32 on ``device``).
 
@@ -126,6 +140,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, verify: bool =
     tensors = load_file(str(path))
     if verify and model_sha(cfg, tensors) != meta.get("model_sha"):
         raise CheckpointError(f"{path}: tensors do not match model_sha {meta.get('model_sha')} (corrupt)")
+    _check_stored(tensors, path)
     tensors = unpack(tensors)
     if "semantic_codebook" not in tensors:
         raise CheckpointError(f"{path}: no semantic_codebook tensor")
