@@ -227,7 +227,7 @@ def decompress(scrt: bytes | str | os.PathLike | BinaryIO, model: ModelSpec = No
     with ScrtReader(src()) as reader:  # the header is checked before the model loads
         info = reader.info
         codec = load_model(model)
-        check_model(info, codec.model_sha, codec.cfg.name)
+        check_model(info, codec.model_sha, codec.cfg.name, StreamInfo.for_codec(codec))
         if info.n_frames is not None and info.n_samples is not None:
             chunks = (pkt.ids for pkt in reader if pkt.kind is PacketKind.TOKENS)  # streamed
         else:  # written live: the totals are only in the END packet, so read it all first

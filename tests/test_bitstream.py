@@ -1130,3 +1130,27 @@ def test_bitstream_modules_do_not_import_torch():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not any(n.split(".")[0] == "torch" for n in names), path.name
+
+
+def test_header_layout_must_be_the_models_and_strings_print_safely():
+    """A stream naming the right model sha with another layout is refused (ModelMismatchError,
+    a BitstreamError); strings from a header are escaped before printing."""
+    from semanticodec_rt.bitstream import ModelMismatchError, check_model, layout_mismatch, printable
+
+    ok = StreamInfo(model="abc", config="m", token_rate=100, semantic_vocab=8192, acoustic_vocab=8192,
+                    sample_rate=16000)
+    check_model(ok, "abc", "m", ok)
+    for field, value in (("token_rate", 50), ("semantic_vocab", 1 << 20), ("acoustic_vocab", 4096),
+                         ("sample_rate", 8000)):
+        bad = dataclasses.replace(ok, **{field: value})
+        assert field in layout_mismatch(bad, ok)
+        with pytest.raises(ModelMismatchError, match=field):
+            check_model(bad, "abc", "m", ok)
+    assert layout_mismatch(ok, ok) is None
+    evil = "x\x1b[2J\x1b]0;pwned\x07\ud800" + "y" * 100
+    shown = printable(evil)
+    assert "\x1b" not in shown and "\x07" not in shown and "\\x1b" in shown and shown.endswith("...")
+    shown.encode("utf-8")  # no lone surrogate left: printing it cannot fail
+    with pytest.raises(ModelMismatchError) as e:
+        check_model(dataclasses.replace(ok, model="zz", config=evil), "abc", "m")
+    assert "\x1b" not in str(e.value)

@@ -11,6 +11,7 @@ not delay).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -627,3 +628,19 @@ def test_cli_device_audio_without_portaudio_is_one_line_error(monkeypatch, capsy
         err = capsys.readouterr().err
         lines = [l for l in err.splitlines() if l.startswith("semanticodec-rt: error:")]
         assert rc == 1 and len(lines) == 1 and "libportaudio2" in lines[0] and "Traceback" not in err, (argv, err)
+
+
+def test_hello_with_the_models_sha_but_another_layout_is_refused():
+    """The model's sha is public; a HELLO that names it with another vocab (2^20: a decode-thread
+    crash) or rate (2^20: minutes of audio from a few datagrams) must not lock the session."""
+    info = _info()
+    for field, value in (("semantic_vocab", 1 << 20), ("token_rate", 1 << 20), ("sample_rate", 8000)):
+        forged = dataclasses.replace(info, **{field: value})
+        core = ReceiverCore(info, 8)
+        core.handle(Packetizer(forged, session=9, hello_every=0).start()[0], 0.0)
+        snap = core.snapshot()
+        assert snap["rejected"]["model_mismatch"] == 1 and core.session is None, field
+        assert field in snap["model_mismatch_error"]
+        real = Packetizer(info, session=10, hello_every=0)
+        core.handle(real.start()[0], 0.1)  # the real talker is still welcome
+        assert core.session == 10

@@ -12,7 +12,7 @@ from .container import (
     FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, SUPPORTED_VERSIONS, ChunkInfo, PacketInfo, ScrtReader,
     ScrtWriter, default_chunk_frames, read_scrt, write_scrt,
 )
-from .errors import BitstreamError, ModelMismatchError, check_model
+from .errors import BitstreamError, ModelMismatchError, check_model, layout_mismatch, printable
 from .info import StreamInfo, default_frames_per_packet
 from .packet import PACKET_OVERHEAD, Packet, PacketKind, decode_packet, encode_packet, packet_size
 from .packetizer import PackedTokens, TokenPacketizer
@@ -21,6 +21,8 @@ __all__ = [
     "BitstreamError",
     "ModelMismatchError",
     "check_model",
+    "layout_mismatch",
+    "printable",
     "bits_for_vocab",
     "packed_size",
     "pack_bits",

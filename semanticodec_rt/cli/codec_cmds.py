@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..bitstream.errors import printable
 from ..bitstream.report import scrt_report
 from .common import (
     FORMATTER, PROG, SAMPLE_RATE, add_common_options, add_decode_options, add_encode_options,
@@ -158,7 +159,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     r = report
     lines = [
         ("file", r["file"]),
-        ("model", f"{r['model']} ({r['config']})"),
+        # header strings come from the file: printed escaped (no terminal control sequences)
+        ("model", f"{printable(r['model'])} ({printable(r['config'])})"),
         ("duration", f"{r['duration_s']:.3f} s ({r['n_samples']} samples at {r['sample_rate']} Hz)"),
         ("token rate", f"{r['token_rate']} ids/s ({r['frames_per_s']:g} frames/s)"),
         ("bits per id", f"semantic {r['semantic_bits']} (vocab {r['semantic_vocab']}), "
@@ -171,7 +173,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("overhead", f"{r['overhead_bytes']} bytes (header and framing of format version "
                      f"{r['format_version']}; "
                      f"payload {r['payload_bytes']} bytes)"),
-        ("written by", f"semanticodec_rt {r['version']}"),
+        ("written by", f"semanticodec_rt {printable(r['version'])}"),
     ]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:

@@ -26,7 +26,10 @@ from collections import deque
 
 import numpy as np
 
-from ..bitstream import PACKET_OVERHEAD, BitstreamError, PacketKind, StreamInfo, decode_packet, packet_size
+from ..bitstream import (
+    PACKET_OVERHEAD, BitstreamError, PacketKind, StreamInfo, decode_packet, layout_mismatch, packet_size,
+    printable,
+)
 from ..bitstream.packet import PACKET_HEADER
 from .datagram import Datagram, DatagramError, DatagramKind, decode_datagram
 from .hello import decode_hello
@@ -125,6 +128,11 @@ class ReceiverCore:
             self._mismatch(dg.session, info)
             self.last_heard = now
             return
+        wrong = layout_mismatch(info, self.expected)
+        if wrong:  # the right model's sha with another layout: forged or damaged, never trusted
+            self._mismatch(dg.session, info, f"the sender's HELLO names this receiver's model but not its "
+                                             f"layout: {wrong}")
+            return
         if self.session is not None:
             self.stats.reject("other_session")
             return
@@ -142,9 +150,10 @@ class ReceiverCore:
             else:
                 self.stats.reject("other_session")
 
-    def _mismatch(self, session: int, info: StreamInfo) -> None:
-        msg = (f"the sender's tokens come from model {info.config} (sha {info.model}), this receiver "
-               f"decodes with model {self.expected.config} (sha {self.expected.model})")
+    def _mismatch(self, session: int, info: StreamInfo, msg: str | None = None) -> None:
+        if msg is None:
+            msg = (f"the sender's tokens come from model {printable(info.config)} (sha {printable(info.model)}), "
+                   f"this receiver decodes with model {self.expected.config} (sha {self.expected.model})")
         if session not in self._mismatched:
             if len(self._mismatched) >= MISMATCH_SESSIONS:
                 del self._mismatched[next(iter(self._mismatched))]
