@@ -612,6 +612,29 @@ def test_cli_errors(capsys):
         assert rc == 2 and frag in err, (argv, err)
 
 
+def test_recv_listens_on_this_machine_unless_keyed_or_insecure(tmp_path, capsys):
+    """The default bind is 127.0.0.1; another address without a key is refused before anything
+    is bound, and with --insecure it is allowed with a warning."""
+    model = ["--model", "preset:rt-tiny-r100", "--random-weights-ok", "-q", "--wait", "0.2"]
+    assert cli.build_parser().parse_args(["link", "recv", "--port", "5004", "--file", "x.wav"]).bind == "127.0.0.1"
+    rc = cli.main(["link", "recv", "--port", 0, "--bind", "0.0.0.0", "--file", tmp_path / "a.wav", *model])
+    err = capsys.readouterr().err
+    assert rc == 2 and "without a key" in err and "--key-file" in err
+    assert not (tmp_path / "a.wav").exists()
+    rc = cli.main(["link", "recv", "--port", 0, "--bind", "0.0.0.0", "--insecure", "--file", tmp_path / "b.wav",
+                   *model])
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0 without a key" in err
+    assert rc == 2 and "no stream received" in err  # it listened (and nothing came)
+    key = tmp_path / "k"
+    key.write_text("c2VjcmV0LWtleS1mb3ItdGhlLXRlc3Qtb25seS0wMTIzNDU2Nzg5\n")
+    rc = cli.main(["link", "recv", "--port", 0, "--bind", "0.0.0.0", "--key-file", key, "--file", tmp_path / "c.wav",
+                   *model])
+    err = capsys.readouterr().err
+    assert "warning" not in err and "no stream received" in err
+
+
+
 def test_cli_device_audio_without_portaudio_is_one_line_error(monkeypatch, capsys):
     """``--input`` / ``--output`` go through the live device layer (live.streams): no PortAudio is
     one error line and exit status 1 at either end, as for ``live``."""

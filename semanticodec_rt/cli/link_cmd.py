@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .common import (
-    FORMATTER, SAMPLE_RATE, CliError, add_common_options, add_decode_options, add_encode_options,
+    FORMATTER, PROG, SAMPLE_RATE, CliError, add_common_options, add_decode_options, add_encode_options,
     atomic_output, input_path, load_codec, output_path, positive_int, read_wave, say,
 )
 
@@ -82,7 +82,12 @@ def add_parser(sub) -> None:
                         epilog=_RECV_EPILOG, formatter_class=FORMATTER)
     p.set_defaults(func=cmd_recv)
     p.add_argument("--port", required=True, type=int, metavar="PORT", help="UDP port to listen on (0: any free)")
-    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="address to listen on (default all)")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on (default 127.0.0.1: this machine only); another address "
+                        "needs --key-file, or --insecure")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow listening beyond this machine without a key (anyone who can reach the "
+                        "port can then start, stop or garble the stream)")
     dst = p.add_mutually_exclusive_group(required=True)
     dst.add_argument("--file", metavar="OUT.wav", help="write the decoded audio here")
     dst.add_argument("--output", metavar="DEV", help="play on an output device (number or name)")
@@ -159,6 +164,12 @@ def cmd_recv(args: argparse.Namespace) -> int:
     # the decoder may run ahead of the final length by the --timeout wait plus one unit
     holdback = int((args.timeout + 1.0) * SAMPLE_RATE) + decoder.unit_samples
     family, bind = _resolve(f"{args.bind}:{args.port}")
+    if not _loopback(bind[0]) and key is None:
+        if not args.insecure:
+            raise CliError(f"--bind {args.bind} listens beyond this machine without a key: anyone who can "
+                           "reach the port could take over the stream; give --key-file (or --insecure)")
+        print(f"{PROG}: warning: listening on {args.bind} without a key (--insecure): any host that can "
+              "reach this port can start, stop or garble the stream", file=sys.stderr)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
             sock.bind(bind)
@@ -220,6 +231,16 @@ def _key(args: argparse.Namespace) -> bytes | None:
     if args.key_file is None:
         return None
     return load_key(input_path(args.key_file))
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a resolved address) is this machine only (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _resolve(text: str) -> tuple[int, tuple]:
