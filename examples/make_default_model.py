@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model", type=Path, help="checkpoint of the model to ship (float32 or float16)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--storage", default="int8", choices=("int8", "float16"))
+    ap.add_argument("--steps", type=int, metavar="N",
+                    help="the shipped sampler's default step count (a measured choice, e.g. the flow steps "
+                         "of the speech route that eval scored best); default: the checkpoint's")
     ap.add_argument("--keep-float16", action="append", default=[], metavar="PREFIX",
                     help="with int8 storage, keep the tensors under this key prefix float16 "
                          "(repeatable; e.g. encoder.encoder. for the acoustic LSTM)")
@@ -36,8 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     from semanticodec_rt.weights import checkpoint
 
     src = checkpoint.load(args.model)
+    # what the source says of itself (a speech export: recipe, CPU time, FARGAN provenance) stays
+    carried = {k[len("user."):]: v for k, v in checkpoint.read_metadata(args.model).items() if k.startswith("user.")}
+    if args.steps is not None and args.steps != src.cfg.sampler.steps:
+        import dataclasses
+
+        src.cfg = dataclasses.replace(src.cfg, sampler=src.cfg.sampler.resolve(args.steps))
+        print(f"sampler default: {args.steps} steps")
     sha = checkpoint.save(src, args.out, storage=args.storage, keep_float16=tuple(args.keep_float16),
-                          metadata={"source": args.model.name, "source_sha": src.model_sha})
+                          metadata={**carried, "source": args.model.name, "source_sha": src.model_sha})
     mb = args.out.stat().st_size / 1e6
     kept = f", float16 under {', '.join(args.keep_float16)}" if args.keep_float16 else ""
     print(f"{args.out}: {mb:.2f} MB ({args.storage}{kept}), model {sha}, config {src.cfg.name}")

@@ -720,12 +720,12 @@ def test_fuzz_only_bitstream_errors():
 
 
 def _speech_stream(seconds: float, **kw) -> tuple[StreamInfo, np.ndarray]:
-    """A stream like the shipped model's: rate 100, vocab 8192 + 8192 (1.30 kbit/s), frames
+    """A stream like the previous default model's (rt-small): rate 100, vocab 8192 + 8192 (1.30 kbit/s), frames
     rounded up to whole 160 ms units of 8 positions as its windowing does."""
     n = math.ceil(seconds * 50 / 8) * 8
     info = StreamInfo.from_config(official_config(100, 8192), n_samples=round(seconds * 16000),
                                   n_frames=n, **kw)
-    info = dataclasses.replace(info, config="rt-small-r100-v8192-distilled-s4")  # the shipped name
+    info = dataclasses.replace(info, config="rt-small-r100-v8192-distilled-s4")  # that model's name
     return info, _ids(np.random.default_rng(int(seconds * 10)), n, 8192)
 
 

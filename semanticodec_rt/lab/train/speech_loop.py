@@ -108,7 +108,7 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
     folder.mkdir(parents=True, exist_ok=True)
     params = stage.trainable()
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
-    step = 0
+    step, cpu_before = 0, 0.0
     meta_path = folder / "state.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -117,18 +117,24 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
         stage.load_state_dict(extra, strict=False)
         _opt_load(opt, t, meta["optimizer"])
         step = meta["step"]
+        cpu_before = meta.get("cpu_s", 0.0)
         steps = meta.get("total_steps", steps) if steps <= meta.get("total_steps", steps) else steps
         precision = meta.get("precision", "fp32")
         log(f"{stage_name}: resumed at step {step}")
 
+    cpu0 = time.process_time()
+
     def checkpoint() -> None:
+        # CPU seconds of this stage, summed over every process that ran it (a killed process
+        # loses at most the time since its last checkpoint, as it loses those steps)
+        cpu = cpu_before + time.process_time() - cpu0
         save_model(codec, run)
         ot, om = _opt_tensors(opt)
         own = {f"stage.{k}": v for k, v in stage.state_dict().items()
                if not k.startswith(("encoder.", "decoder.", "_codec_stage."))}
         _atomic_save({**ot, **own}, folder / "state.safetensors")
         _atomic_json({"step": step, "total_steps": steps, "optimizer": om, "batch": batch, "units": units,
-                      "lr": lr, "seed": seed, "precision": precision}, meta_path)
+                      "lr": lr, "seed": seed, "precision": precision, "cpu_s": round(cpu, 1)}, meta_path)
 
     t0, start_step = time.time(), step
     stage.train()

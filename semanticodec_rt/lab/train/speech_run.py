@@ -88,7 +88,11 @@ def run_recipe(data: str | Path, run: str | Path, recipe: Recipe = Recipe(), *, 
         return None if deadline is None else max(0.0, (deadline - time.time()) / 60)
 
     def account(name: str, t0: float) -> None:
-        record["cpu_s"][name] = record["cpu_s"].get(name, 0.0) + (time.process_time() - t0)
+        state = run / name / "state.json"
+        if state.exists():  # a training stage counts its own CPU time at every checkpoint
+            record["cpu_s"][name] = json.loads(state.read_text()).get("cpu_s", 0.0)
+        else:
+            record["cpu_s"][name] = record["cpu_s"].get(name, 0.0) + (time.process_time() - t0)
         record_path.write_text(json.dumps(record, indent=1))
 
     for name, steps in (("semantic", recipe.semantic_steps), ("kmeans", None), ("codec", recipe.codec_steps),
