@@ -69,9 +69,10 @@ _MAIN_DESCRIPTION = """\
 Compress audio into SemantiCodec tokens (.scrt files) and turn tokens back into audio.
 
 SemantiCodec describes sound with two streams of ids: "semantic" ids (what is said or
-played) and "acoustic" ids (how it sounds).  A diffusion decoder turns them back into
-16 kHz audio.  The real-time presets work in 160 ms units and stream; the published
-(official) model works in 10.24 s windows.
+played) and "acoustic" ids (how it sounds).  The default model (the speech route, 1.3 kbit/s,
+95 ms latency) decodes them to the features of a pretrained speech vocoder (FARGAN) and
+streams in 40 ms steps; the diffusion presets decode them by latent diffusion in 160 ms units;
+the published (official) model works in 10.24 s windows.
 """
 
 _MAIN_EPILOG = f"""\
