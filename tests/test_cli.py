@@ -353,3 +353,30 @@ def test_console_script_is_installed():
         unavailable("semanticodec-rt not installed: pip install -e . declares it")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("semanticodec-rt ")
+
+
+@pytest.mark.heavy
+def test_sigterm_leaves_no_hidden_temporary_file(tmp_path):
+    """SIGTERM during a roundtrip: exit 143, one line, and neither the output nor its hidden
+    ``.OUT.<pid>.tmp`` is left behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import soundfile as sf
+
+    src, dst = tmp_path / "long.wav", tmp_path / "out.wav"
+    t = np.arange(16000 * 120) / 16000
+    sf.write(str(src), (0.3 * np.sin(2 * np.pi * 140 * t)).astype(np.float32), 16000)
+    proc = subprocess.Popen([sys.executable, "-m", "semanticodec_rt", "roundtrip", str(src), str(dst),
+                             "--model", "preset:rt-tiny-r100", "--random-weights-ok", "-q"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.wav.*.tmp")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]

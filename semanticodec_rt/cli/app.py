@@ -36,16 +36,39 @@ def main(argv: list[str] | None = None) -> int:
 
         # Denormal floats make the small models' CPU kernels ~20x slower; nothing here needs them.
         torch.set_flush_denormal(True)
+    terminated, restore = _stop_on_sigterm()
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except Exception as e:
         code = _error_code(e)
         if code is None:
             raise
         return _fail(str(e) or type(e).__name__, code)
+    finally:
+        restore()
+
+
+def _stop_on_sigterm():
+    """SIGTERM ends a command the way Ctrl-C does: outputs in progress are removed (no hidden
+    ``.OUT.<pid>.tmp`` left), ``link recv`` writes the audio it had.  Returns ``(came, restore)``:
+    a list that holds ``True`` once SIGTERM came, and what puts the previous handler back (only
+    the main thread can take signals; elsewhere nothing changes)."""
+    import signal
+    import threading
+
+    came: list = []
+    if threading.current_thread() is not threading.main_thread():
+        return came, lambda: None
+
+    def handler(signum, frame):
+        came.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return came, lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
