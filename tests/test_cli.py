@@ -380,3 +380,23 @@ def test_sigterm_leaves_no_hidden_temporary_file(tmp_path):
     assert proc.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
+
+
+def test_disk_full_while_decoding_is_one_line_and_leaves_nothing(env, encoded, tmp_path, capsys, monkeypatch):
+    """A write error (disk full) from libsndfile is an OSError: one line, exit 1, no temporary."""
+    import soundfile
+
+    from semanticodec_rt.audio.wav_writer import WavWriter
+
+    with pytest.raises(OSError, match="cannot write"):
+        WavWriter("/dev/full", False)
+
+    def full(self, data):
+        raise soundfile.LibsndfileError(28, "No space left on device")
+
+    monkeypatch.setattr(soundfile.SoundFile, "write", full)
+    out = tmp_path / "out" / "x.wav"
+    out.parent.mkdir()
+    rc, _, err = run(capsys, "decode", encoded, out, "--model", env["model"], "--steps", "1")
+    assert_one_line_error(rc, err, "cannot write")
+    assert rc == 1 and not list(out.parent.iterdir())

@@ -21,6 +21,10 @@ class WavWriter:
         use_float: 32-bit float samples instead of 16-bit PCM.
         sample_rate: Hz (default the codec's 16 kHz).
 
+    Raises:
+        OSError: the file cannot be created or written (no space left, no permission): one
+            line, no libsndfile traceback.
+
     Attributes:
         n_samples: samples written.  n_clipped: samples clipped to [-1, 1] (PCM only).
         n_nonfinite: NaN or infinite samples, written as 0.
@@ -30,8 +34,12 @@ class WavWriter:
         import soundfile as sf
 
         self.subtype = "FLOAT" if use_float else "PCM_16"
-        self._f = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1,
-                               subtype=self.subtype, format="WAV")
+        self.path = path
+        try:
+            self._f = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1,
+                                   subtype=self.subtype, format="WAV")
+        except sf.SoundFileError as e:
+            raise OSError(f"{path}: cannot write a WAV file ({e})") from None
         self.n_samples = 0
         self.n_clipped = 0
         self.n_nonfinite = 0
@@ -47,11 +55,17 @@ class WavWriter:
             if over:
                 self.n_clipped += over
                 x = np.clip(x, -1.0, 1.0)
-        self._f.write(x)
+        try:
+            self._f.write(x)
+        except (RuntimeError, OSError) as e:  # libsndfile's errors: disk full, file gone
+            raise OSError(f"{self.path}: cannot write the WAV file ({e})") from None
         self.n_samples += len(x)
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except (RuntimeError, OSError) as e:
+            raise OSError(f"{self.path}: cannot finish the WAV file ({e})") from None
 
     def __enter__(self) -> "WavWriter":
         return self
