@@ -165,6 +165,7 @@ def test_decode_stream_equals_offline_and_options(codec):
     reg = codec.decode(tokens, steps=0, seed=7)
     assert torch.equal(reg, codec.decode(tokens, steps=0, seed=8))  # regression only: no noise
     assert codec.decode(tokens, seed=7, n_samples=5000).shape[-1] == 5000
+    assert codec.decoder_feature(tokens).shape == (2, tokens.shape[1], 192 + 64)  # centroid || code
 
 
 def test_bitstream_roundtrip_and_file_rate(codec):

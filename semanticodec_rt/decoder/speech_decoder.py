@@ -113,13 +113,14 @@ class SpeechDecoder(nn.Module):
         return self._voice(out, state, steps, seed)
 
     @torch.no_grad()
-    def finish(self, state: DecoderState, *, steps: int, seed: int, in_dim: int) -> torch.Tensor:
+    def finish(self, state: DecoderState, *, steps: int, seed: int) -> torch.Tensor:
         """End of stream: the last ``lookahead`` positions, read with silent token features
         (zeros) standing in for the positions that never come."""
         b = len(state.vocoders)
+        silent = self.feature_mean.new_zeros(b, self.regressor.inp[0].in_features)
         pcm = []
         for _ in range(self.regressor.lookahead):
-            out, state.regression = self.regressor.step(torch.zeros(b, in_dim), state.regression)
+            out, state.regression = self.regressor.step(silent, state.regression)
             if out is not None:
                 pcm.append(self._voice(out, state, steps, seed))
         return torch.cat(pcm, -1) if pcm else torch.zeros(b, 0)

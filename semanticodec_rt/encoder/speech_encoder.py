@@ -124,7 +124,7 @@ class SpeechEncoder(nn.Module):
         return tokens, new
 
     # -- tokens -> decoder features --------------------------------------------------------------
-    def token_features(self, tokens: torch.Tensor) -> torch.Tensor:
+    def tokens_to_feature(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[B, L, 2]`` ids -> ``[B, L, D + code]`` = ``[centroid || residual-VQ code]``."""
         sp = self.cfg.speech
         cent = self.semantic_quantizer.dequantize(tokens[..., 0].long())

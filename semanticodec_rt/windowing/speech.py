@@ -19,7 +19,7 @@ import torch
 from ..config import CodecConfig, SamplerConfig
 from ..encoder.speech_encoder import EncoderState
 from .base import CodecParts, stream_in_blocks
-from .checks import check_missing, check_pcm, check_stream_tokens
+from .checks import check_missing, check_pcm, check_stream_tokens, model_device
 
 #: samples the last fbank frame of a position reads past it
 TAIL = 240
@@ -64,8 +64,7 @@ class SpeechWindowing:
         return parts.decoder.step(feats, state, steps=sampler.steps, seed=seed)
 
     def finish_decode(self, parts: CodecParts, state, sampler: SamplerConfig, seed: int) -> torch.Tensor:
-        in_dim = self.cfg.vit.dim + self.cfg.speech.code_dim
-        return parts.decoder.finish(state, steps=sampler.steps, seed=seed, in_dim=in_dim)
+        return parts.decoder.finish(state, steps=sampler.steps, seed=seed)
 
     # -- offline ---------------------------------------------------------------------------------
     def encode(self, parts: CodecParts, wave: torch.Tensor) -> torch.Tensor:
@@ -172,8 +171,9 @@ class SpeechStreamEncoder:
             elif self.pending.shape[1] < need:
                 break
             chunk = self.pending[:, :need]
-            tok, self.enc_state = w.encode_position(self.parts.encoder, chunk.to(_device(self.parts)),
-                                                    self.history.to(_device(self.parts)), self.enc_state)
+            dev = model_device(self.parts)
+            tok, self.enc_state = w.encode_position(self.parts.encoder, chunk.to(dev), self.history.to(dev),
+                                                    self.enc_state)
             out.append(tok.cpu())
             self.history = torch.cat([self.history, self.pending[:, :us]], 1)[:, -w.history:]
             self.pending = self.pending[:, us:]
@@ -217,8 +217,8 @@ class SpeechStreamDecoder:
             tokens = tokens[None]
         tokens = check_stream_tokens(self.windowing.cfg, tokens, self.batch_size)
         missing = check_missing(missing, tokens.shape[:2])
-        dev = _device(self.parts)
-        feats = self.parts.encoder.token_features(tokens.to(dev))
+        dev = model_device(self.parts)
+        feats = self.parts.encoder.tokens_to_feature(tokens.to(dev))
         pcm = []
         for i in range(tokens.shape[1]):
             f = feats[:, i]
@@ -245,8 +245,3 @@ class SpeechStreamDecoder:
         self.emitted += pcm.shape[1]
         return pcm[:, None]
 
-
-def _device(parts) -> torch.device:
-    from .checks import model_device
-
-    return model_device(parts)

@@ -119,11 +119,11 @@ def build_streams(ref: str | Path, out: str | Path, seed: int = 0, splits=("trai
         sel = [e for e in entries if e["split"] == split]
         with tqdm(total=len(sel), desc=f"features {split}", unit="clip") as bar:
             summary[split] = build_split(root, sel, out, split, seed + k, bar.update)
-    feats = np.load(out / "train.feat.npy", mmap_mode="r")
+    feats = np.load(out / "train.feat.npy").astype(np.float64)  # one conversion for mean and std
     silence = opus_source.fargan_features(np.zeros(SR, np.int16))[:, :20]
     stats = {
-        "mean": np.asarray(feats, np.float64).mean(0).tolist(),
-        "std": np.asarray(feats, np.float64).std(0).tolist(),
+        "mean": feats.mean(0).tolist(),
+        "std": feats.std(0).tolist(),
         "silence": silence[len(silence) // 2].astype(np.float64).tolist(),
         "summary": summary,
         "level_dbfs": LEVEL_DBFS,

@@ -92,8 +92,6 @@ def load_state(base: Path, device: str | torch.device = "cpu"):
     try:
         skeleton = json.loads(j.read_text())
         tensors = load_file(str(t))
-    except (OSError, ValueError) as e:
-        raise StateFileError(f"{base}: unreadable training state ({e})") from None
-    except Exception as e:  # safetensors' own error types for a damaged file
+    except Exception as e:  # OSError, bad JSON, or safetensors' own error types for a damaged file
         raise StateFileError(f"{base}: unreadable training state ({e})") from None
     return unflatten(skeleton, tensors, device)

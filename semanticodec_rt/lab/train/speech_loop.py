@@ -118,7 +118,7 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
         _opt_load(opt, t, meta["optimizer"])
         step = meta["step"]
         cpu_before = meta.get("cpu_s", 0.0)
-        steps = meta.get("total_steps", steps) if steps <= meta.get("total_steps", steps) else steps
+        steps = max(steps, meta.get("total_steps", steps))  # a resumed stage may only get longer
         precision = meta.get("precision", "fp32")
         log(f"{stage_name}: resumed at step {step}")
 
@@ -131,7 +131,7 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
         save_model(codec, run)
         ot, om = _opt_tensors(opt)
         own = {f"stage.{k}": v for k, v in stage.state_dict().items()
-               if not k.startswith(("encoder.", "decoder.", "_codec_stage."))}
+               if not k.startswith(("encoder.", "decoder."))}
         _atomic_save({**ot, **own}, folder / "state.safetensors")
         _atomic_json({"step": step, "total_steps": steps, "optimizer": om, "batch": batch, "units": units,
                       "lr": lr, "seed": seed, "precision": precision, "cpu_s": round(cpu, 1)}, meta_path)

@@ -42,6 +42,14 @@ def frames_of(encoder, audio: torch.Tensor) -> torch.Tensor:
     return encoder.frames(audio[:, HISTORY:], audio[:, :HISTORY])
 
 
+@torch.no_grad()
+def frozen_semantics(encoder, crops) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(frames, centroids [B, U, D])`` of crops through the frozen semantic branch."""
+    frames = frames_of(encoder, crops.audio)
+    q = encoder.semantic_quantizer
+    return frames, q.dequantize(q.quantize(encoder.semantic_train(frames)))
+
+
 class SemanticStage(nn.Module):
     """ViT + a throw-away regression head on its continuous features."""
 
@@ -80,17 +88,8 @@ class CodecStage(nn.Module):
         mods = (e.conv1, e.conv2, e.fold, e.sem_in, e.gru, e.code, self.decoder.regressor)
         return [p for m in mods for p in m.parameters()]
 
-    def tokens_in(self, crops):
-        """``(frames, centroids [B, U, D])`` with the frozen semantic branch."""
-        with torch.no_grad():
-            frames = frames_of(self.encoder, crops.audio)
-            sem = self.encoder.semantic_train(frames)
-            q = self.encoder.semantic_quantizer
-            cent = q.dequantize(q.quantize(sem))
-        return frames, cent
-
     def loss(self, crops) -> tuple[torch.Tensor, dict]:
-        frames, cent = self.tokens_in(crops)
+        frames, cent = frozen_semantics(self.encoder, crops)
         code, _, commit = self.encoder.acoustic_train(frames, cent)
         cont, logits, _ = self.decoder.regressor(torch.cat([cent, code], -1))
         n = cont.shape[1]
@@ -107,14 +106,13 @@ class FlowStage(nn.Module):
     def __init__(self, codec) -> None:
         super().__init__()
         self.encoder, self.decoder = codec.encoder, codec.decoder
-        self._codec_stage = CodecStage(codec)
 
     def trainable(self) -> list[nn.Parameter]:
         return list(self.decoder.flow.parameters())
 
     def loss(self, crops) -> tuple[torch.Tensor, dict]:
         with torch.no_grad():
-            frames, cent = self._codec_stage.tokens_in(crops)
+            frames, cent = frozen_semantics(self.encoder, crops)
             code, _, _ = self.encoder.acoustic_train(frames, cent)
             cont, _, ctx = self.decoder.regressor(torch.cat([cent, code], -1))
             n = cont.shape[1]
