@@ -120,6 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..lab.train.distributed import shutdown
     from ..lab.train.loop import RunDirError, Trainer
 
+    clean = False
     try:
         try:
             trainer = Trainer(args.stage, tcfg, args.data, args.out, device=args.device, resume=args.resume,
@@ -127,10 +128,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ValueError as e:  # settings that do not fit (distill rounds, teacher, vocab)
             raise CliError(str(e)) from None
         last = trainer.run(args.max_steps)
+        clean = True
     except (RunDirError, TrainDataError, FileNotFoundError) as e:
         raise CliError(str(e)) from None
     finally:
-        shutdown()
+        shutdown(clean)
     if trainer.world.main:
         done = trainer.step >= trainer.settings.steps
         losses = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k.startswith("loss"))
