@@ -38,7 +38,7 @@ import torch
 import semanticodec_rt as sc
 from semanticodec_rt.audio.load import load_waveform
 from semanticodec_rt.lab.eval.metrics import logmel_distance, si_sdr
-from semanticodec_rt.link import CodecDecoder, Concealer, Impairments, Packetizer, link_info, run_loopback
+from semanticodec_rt.link import CodecDecoder, Concealer, Impairments, Packetizer, ReceiverCore, link_info, run_loopback
 from semanticodec_rt.link.datagram import DatagramKind
 from semanticodec_rt.link.stats import summary_lines
 
@@ -124,7 +124,10 @@ def _overhead_table(codec) -> str:
     for fpp in (1, 2, 5, 8):
         for key in (None, KEY):
             pk = Packetizer(link_info(codec, fpp), key=key)
-            pk.start()
+            hello = pk.start()[0]
+            if key is not None:  # the handshake: a receiver's ACCEPT lets DATA out
+                for reply in ReceiverCore(link_info(codec, fpp), tu, key=key).handle(hello, 0.0):
+                    pk.accept(reply)
             size = 0
             for _ in range(units):
                 out = pk.push(ids)

@@ -258,12 +258,11 @@ def test_decode_worker_is_bounded_and_keeps_the_length():
     ids, pad = np.zeros((8, 2), np.int64), np.zeros(8, bool)
     for _ in range(200):
         worker.put(ids, pad)
-    worker.put_silence(3)  # skipped units: silence without decoding
     worker.put(ids, pad, block=True)
     worker.close()
     assert worker.max_queue <= 4 and worker.dropped > 0
     assert worker.decoded + worker.dropped == 201
-    assert sink.n_samples == 204 * UNIT_SAMPLES  # dropped and skipped units became silence
+    assert sink.n_samples == 201 * UNIT_SAMPLES  # dropped units became silence
 
 
 # -- virtual-clock runs (silent decoder) -----------------------------------------------------------
@@ -286,7 +285,7 @@ def _simulate(seconds, imp, *, key=None, recv_key=None, plc="repeat", fpp=8, inj
                 return
             t = min(times)
             for d in ch.due(t):
-                core.handle(d, t)
+                deliver_replies(core.handle(d, t), t)
             for ids, pad in core.poll(t):
                 got_ids.append(ids)
                 got_pad.append(pad)
@@ -295,6 +294,10 @@ def _simulate(seconds, imp, *, key=None, recv_key=None, plc="repeat", fpp=8, inj
         sent.extend(datagrams)
         for d in datagrams:
             ch.push(d, t)
+
+    def deliver_replies(datagrams, t):
+        for reply in datagrams:  # a keyed link's ACCEPT: back to the sender at once
+            send(pk.accept(reply), t)
 
     send(pk.start(), 0.0)
     n_units = int(seconds / 0.16)
@@ -306,7 +309,7 @@ def _simulate(seconds, imp, *, key=None, recv_key=None, plc="repeat", fpp=8, inj
         send(pk.push(ids), t + 0.005)
         if inject is not None:
             for d in inject(t, sent):
-                core.handle(d, t + 0.002)
+                deliver_replies(core.handle(d, t + 0.002), t + 0.002)
     if not drop_end:
         send(pk.end(n_units * UNIT_SAMPLES - 123), n_units * 0.16 + 0.005)
     deliver(n_units * 0.16 + 5.0)
@@ -429,10 +432,9 @@ def test_virtual_pending_until_hello_and_lost_end():
     units = core.poll(13.0) + core.finish()
     snap = core.snapshot()
     assert snap["packets_received"] == 64 and snap["lost"] == 16
-    # playout starts at the first packet that came (the 16 units before it are silence); a unit
-    # past the last frame may be out already (its deadline passed) but is not part of the stream
-    assert core.take_skipped() == 16 and core.take_skipped() == 0
-    assert len(units) >= 64 and core.n_samples(UNIT_SAMPLES) == 80 * UNIT_SAMPLES
+    # playout starts at the first packet that came (the 16 units before it are not played); a
+    # unit past the last frame may be out already (its deadline passed) but is not in the stream
+    assert len(units) >= 64 and core.n_samples(UNIT_SAMPLES) == 64 * UNIT_SAMPLES
     assert (snap["frames_played"], snap["frames_skipped"], snap["frames_concealed"]) == (64 * 8, 16 * 8, 0)
     assert np.array_equal(np.concatenate([ids for ids, _ in units[:64]])[::8, 0], np.arange(16, 80))
 

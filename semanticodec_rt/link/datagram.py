@@ -6,10 +6,11 @@ Layout, integers big-endian:
 offset bytes  field
 ====== ====== ==============================================================================
 0      1      ``flags``: bits 7..4 link version (1), bit 3 authenticated, bits 2..0 kind
-              (1 = DATA, 2 = HELLO; others rejected)
+              (1 = DATA, 2 = HELLO, 3 = ACCEPT; others rejected)
 1      4      ``session`` u32: random per sender run; ties DATA to the HELLO that names the model
 5      B      body: DATA = one bitstream packet (TOKENS or END, :mod:`..bitstream.packet`, with
-              its own CRC32); HELLO = the stream description (:mod:`.hello`)
+              its own CRC32); HELLO = the stream description (:mod:`.hello`); ACCEPT = the
+              receiver's answer on a keyed link (:mod:`.handshake`)
 5+B    16     if authenticated: HMAC-SHA256(key, bytes 0 .. 5+B-1) truncated to 16 bytes
 ====== ====== ==============================================================================
 
@@ -20,6 +21,10 @@ key, a 16-byte tag on top of the id bits; UDP and IPv4 add 28 more on the wire
 A datagram longer than :data:`MAX_DATAGRAM` (the Ethernet payload minus IPv4 and UDP headers, so
 no IP fragmentation) is refused, by the sender when building it and by the receiver on arrival.
 Every refusal is a :class:`DatagramError` whose ``reason`` names the receiver's counter.
+
+On a keyed link HELLO and ACCEPT are tagged with the pre-shared key and DATA with the session
+key derived from it (:mod:`.handshake`); :func:`peek_header` reads kind and session first, so a
+receiver can pick the key before checking the tag.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ __all__ = [
     "Datagram",
     "encode_datagram",
     "decode_datagram",
+    "peek_header",
     "load_key",
 ]
 
@@ -61,6 +67,7 @@ _KIND_MASK = 0x07
 class DatagramKind(enum.IntEnum):
     DATA = 1
     HELLO = 2
+    ACCEPT = 3
 
 
 class DatagramError(BitstreamError):
@@ -114,18 +121,7 @@ def decode_datagram(data: bytes, key: bytes | None = None) -> Datagram:
         DatagramError: reason ``oversized``, ``garbage`` (too short, unknown version or kind) or
             ``auth`` (tag missing, unexpected or wrong).
     """
-    if len(data) > MAX_DATAGRAM:
-        raise DatagramError("oversized", f"{len(data)}-byte datagram exceeds {MAX_DATAGRAM} bytes")
-    if len(data) <= LINK_HEADER.size:
-        raise DatagramError("garbage", f"{len(data)}-byte datagram is shorter than a link header")
-    flags, session = LINK_HEADER.unpack_from(data)
-    if flags >> 4 != LINK_VERSION:
-        raise DatagramError("garbage", f"link version {flags >> 4}, expected {LINK_VERSION}")
-    try:
-        kind = DatagramKind(flags & _KIND_MASK)
-    except ValueError:
-        raise DatagramError("garbage", f"unknown datagram kind {flags & _KIND_MASK}") from None
-    tagged = bool(flags & _AUTH_FLAG)
+    kind, session, tagged = peek_header(data)
     if tagged != (key is not None):
         raise DatagramError(
             "auth", "tagged datagram but no key given" if tagged else "untagged datagram, a key is required"
@@ -138,6 +134,26 @@ def decode_datagram(data: bytes, key: bytes | None = None) -> Datagram:
             raise DatagramError("auth", "HMAC tag mismatch (wrong key or altered datagram)")
         data = signed
     return Datagram(kind, session, bytes(data[LINK_HEADER.size :]), tagged)
+
+
+def peek_header(data: bytes) -> tuple[DatagramKind, int, bool]:
+    """``(kind, session, tagged)`` of a datagram, nothing verified but the header's form.
+
+    Raises:
+        DatagramError: reason ``oversized`` or ``garbage``.
+    """
+    if len(data) > MAX_DATAGRAM:
+        raise DatagramError("oversized", f"{len(data)}-byte datagram exceeds {MAX_DATAGRAM} bytes")
+    if len(data) <= LINK_HEADER.size:
+        raise DatagramError("garbage", f"{len(data)}-byte datagram is shorter than a link header")
+    flags, session = LINK_HEADER.unpack_from(data)
+    if flags >> 4 != LINK_VERSION:
+        raise DatagramError("garbage", f"link version {flags >> 4}, expected {LINK_VERSION}")
+    try:
+        kind = DatagramKind(flags & _KIND_MASK)
+    except ValueError:
+        raise DatagramError("garbage", f"unknown datagram kind {flags & _KIND_MASK}") from None
+    return kind, session, bool(flags & _AUTH_FLAG)
 
 
 def load_key(path: str | os.PathLike) -> bytes:

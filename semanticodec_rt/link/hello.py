@@ -1,24 +1,30 @@
-"""The HELLO body: which model made the tokens, and how they are laid out.
+"""The HELLO body: which model made the tokens, how they are laid out, and which HELLO this is.
 
 Sent 3 times at the start of a session and then every few seconds (the receiver may start late
 or lose the first ones); the receiver decodes nothing of a session before its HELLO, and refuses
 a session whose model is not its own (:class:`~semanticodec_rt.bitstream.ModelMismatchError`).
-Binary, not the ``.scrt`` JSON header, because it repeats on a ~1 kbps link: ~60 bytes.
+Binary, not the ``.scrt`` JSON header, because it repeats on a ~1 kbps link: ~80 bytes.
+
+HELLOs are numbered (``seq``, from 0 in each session) so that a receiver can refuse a repeated
+or old one like a repeated DATA packet, and carry the sender's nonce of the keyed handshake
+(:mod:`.handshake`; random also on unkeyed links, where nothing uses it).
 
 Layout, integers big-endian:
 
 ====== ====== =================================================================
 offset bytes  field
 ====== ====== =================================================================
-0      1      HELLO version (2)
-1      4      ``token_rate`` u32 (ids per second, both streams)
-5      4      ``semantic_vocab`` u32
-9      8      ``acoustic_vocab`` u64 (version 1: u32; the speech route's composite ids need 2^40)
-17     4      ``sample_rate`` u32 (Hz)
-21     2      ``frames_per_packet`` u16 (most frames in one TOKENS packet)
-23     1+M    model sha: length u8, ASCII
-24+M   1+C    config name: length u8, UTF-8
-25+M+C 4      CRC32 (zlib) of everything before
+0      1      HELLO version (3)
+1      4      ``seq`` u32: this HELLO's number in the session
+5      16     sender nonce
+21     4      ``token_rate`` u32 (ids per second, both streams)
+25     4      ``semantic_vocab`` u32
+29     8      ``acoustic_vocab`` u64 (version 1: u32; the speech route's composite ids need 2^40)
+37     4      ``sample_rate`` u32 (Hz)
+41     2      ``frames_per_packet`` u16 (most frames in one TOKENS packet)
+43     1+M    model sha: length u8, ASCII
+44+M   1+C    config name: length u8, UTF-8
+45+M+C 4      CRC32 (zlib) of everything before
 ====== ====== =================================================================
 """
 
@@ -26,30 +32,41 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 
 from ..bitstream import BitstreamError, StreamInfo
 from .datagram import DatagramError
+from .handshake import NONCE_BYTES
 
-__all__ = ["HELLO_VERSION", "encode_hello", "decode_hello"]
+__all__ = ["HELLO_VERSION", "Hello", "encode_hello", "decode_hello"]
 
-HELLO_VERSION = 2
-_FIXED = struct.Struct("!BIIQIH")
+HELLO_VERSION = 3
+_FIXED = struct.Struct(f"!BI{NONCE_BYTES}sIIQIH")
 _CRC = struct.Struct("!I")
 
 
-def encode_hello(info: StreamInfo) -> bytes:
+@dataclass(frozen=True)
+class Hello:
+    """A parsed HELLO: the stream (``n_samples``/``n_frames`` unknown), its number, the nonce."""
+
+    info: StreamInfo
+    seq: int
+    nonce: bytes
+
+
+def encode_hello(info: StreamInfo, seq: int = 0, nonce: bytes = bytes(NONCE_BYTES)) -> bytes:
     """The HELLO body for a stream described by ``info`` (its totals are not sent)."""
     names = b""
     for text in (info.model, info.config):
         raw = text.encode("utf-8")[:255]
         names += bytes([len(raw)]) + raw
-    body = _FIXED.pack(HELLO_VERSION, info.token_rate, info.semantic_vocab, info.acoustic_vocab,
+    body = _FIXED.pack(HELLO_VERSION, seq, nonce, info.token_rate, info.semantic_vocab, info.acoustic_vocab,
                        info.sample_rate, info.frames_per_packet) + names
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def decode_hello(body: bytes) -> StreamInfo:
-    """Parse a HELLO body into a :class:`StreamInfo` (``n_samples``/``n_frames`` unknown).
+def decode_hello(body: bytes) -> Hello:
+    """Parse a HELLO body.
 
     Raises:
         DatagramError: reason ``truncated``, ``bad_crc`` or ``malformed`` (unknown version, bad
@@ -67,8 +84,8 @@ def decode_hello(body: bytes) -> StreamInfo:
         raise DatagramError("malformed", f"HELLO: {e}") from None
 
 
-def _parse(body: bytes) -> StreamInfo:
-    version, rate, sem, ac, sr, fpp = _FIXED.unpack_from(body)
+def _parse(body: bytes) -> Hello:
+    version, seq, nonce, rate, sem, ac, sr, fpp = _FIXED.unpack_from(body)
     if version != HELLO_VERSION:
         raise BitstreamError(f"HELLO version {version}, expected {HELLO_VERSION}")
     texts, pos = [], _FIXED.size
@@ -84,5 +101,6 @@ def _parse(body: bytes) -> StreamInfo:
         pos += 1 + n
     if pos != len(body):
         raise BitstreamError(f"HELLO has {len(body) - pos} trailing bytes")
-    return StreamInfo(model=texts[0], config=texts[1], token_rate=rate, semantic_vocab=sem,
+    info = StreamInfo(model=texts[0], config=texts[1], token_rate=rate, semantic_vocab=sem,
                       acoustic_vocab=ac, sample_rate=sr, frames_per_packet=fpp)
+    return Hello(info, seq, nonce)

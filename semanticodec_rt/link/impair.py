@@ -102,7 +102,9 @@ class ImpairedChannel:
 
 
 class LossyRelay:
-    """UDP relay on 127.0.0.1: datagrams to :attr:`address` go to ``target`` through the channel.
+    """UDP relay on 127.0.0.1: datagrams to :attr:`address` go to ``target`` through the channel;
+    what ``target`` sends back goes to the last sender directly (the handshake is not what the
+    impairments test).
 
     Use as a context manager; the thread stops on exit.
     """
@@ -113,6 +115,7 @@ class LossyRelay:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
         self.address = self._sock.getsockname()
+        self._sender: tuple | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lossy-relay", daemon=True)
 
@@ -131,9 +134,16 @@ class LossyRelay:
             due = ch.next_due()
             self._sock.settimeout(0.005 if due is None else min(0.005, max(1e-4, due - time.monotonic())))
             try:
-                ch.push(self._sock.recv(1 << 16), time.monotonic())
+                data, source = self._sock.recvfrom(1 << 16)
             except socket.timeout:
                 pass
+            else:
+                if source == self.target:  # the receiver's answer (ACCEPT): back, unimpaired
+                    if self._sender is not None:
+                        self._sock.sendto(data, self._sender)
+                else:
+                    self._sender = source
+                    ch.push(data, time.monotonic())
             for data in ch.due(time.monotonic()):
                 self._sock.sendto(data, self.target)
         for data in ch.flush():

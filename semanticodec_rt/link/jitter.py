@@ -7,7 +7,14 @@ or at its *deadline* with the missing frames marked, whichever comes first.  Fra
 already released are *late* and dropped; frames past the ring are dropped as *overflow*.
 Playout starts at frame 0, unless the first packet lies beyond the ring (a receiver that joined
 late, or lost the start): then it starts at that packet's unit and the units before it are
-*skipped* (the receiver plays them as silence, without decoding).
+*skipped*: not played at all, since nothing the receiver knows says how long ago they were
+sent (a first packet that claims frame 2^32 - 8 must not become hours of silence).
+
+Nothing a packet says can make the buffer release audio faster than real time: the audio
+released never runs more than ``allowance`` seconds (the ring's length) ahead of the time since
+the first packet arrived; packets past the ring are dropped and do not move the clock; and an
+END total must lie between the frames already received and the end of the ring
+(:meth:`JitterBuffer.end_problem`), so :meth:`JitterBuffer.drain` releases at most two rings.
 
 Deadlines follow the sender's clock as seen through the network.  The sender can send a frame
 only once the encoder has produced its whole unit, so a packet ending at frame ``e`` is *ready*
@@ -93,6 +100,8 @@ class JitterBuffer:
         self.max_held = 0
         self.frames_taken = 0  # frames released as received (the rest was concealed)
         self.skipped_units = 0  # units before the first packet, when it came past the ring
+        self.allowance = self.capacity / self.fps  # seconds the output may run ahead of real time
+        self._t_first: float | None = None  # arrival of the first packet
         self._transits: deque[float] = deque(maxlen=_TRANSIT_HISTORY)
         self._last_transit: float | None = None
 
@@ -100,10 +109,13 @@ class JitterBuffer:
     def insert(self, first_frame: int, ids: np.ndarray, now: float) -> Placed:
         """Add the frames ``first_frame ..`` of one packet that arrived at ``now``."""
         n = len(ids)
-        if not self._transits and first_frame + n > self.capacity:
+        if self._t_first is None and first_frame + n > self.capacity:
             self.next_unit = self.skipped_units = first_frame // self.tu
-        self._track_transit(now - self._ready(first_frame + n) / self.fps)
         start = self.next_unit * self.tu
+        if first_frame < start + self.capacity:  # a packet past the ring says nothing about timing
+            if self._t_first is None:
+                self._t_first = now
+            self._track_transit(now - self._ready(first_frame + n) / self.fps)
         stop = start + self.capacity if self.end_frame is None else min(start + self.capacity, self.end_frame)
         frames = np.arange(first_frame, first_frame + n)
         late = frames < start
@@ -120,15 +132,33 @@ class JitterBuffer:
             self.frames_known = max(self.frames_known, int(frames[keep][-1]) + 1)
         return Placed(new=len(slots), late=int(late.sum()), duplicate=int(dup.sum()), overflow=int(over.sum()))
 
+    def end_problem(self, total_frames: int) -> str | None:
+        """Why an END saying ``total_frames`` cannot be true (``None`` if it can): fewer frames
+        than already received, or more than the ring reaches (the sender cannot have sent them
+        without this receiver seeing any of the packets in between)."""
+        if total_frames < self.frames_known:
+            return f"END says {total_frames} frames, {self.frames_known} were received"
+        reach = self.next_unit * self.tu + self.capacity
+        if total_frames > reach:
+            return f"END says {total_frames} frames, past the {reach} this receiver can place"
+        return None
+
     def set_end(self, total_frames: int) -> None:
-        """END arrived: the stream has ``total_frames`` frames; nothing past them is released."""
+        """END arrived: the stream has ``total_frames`` frames; nothing past them is released.
+
+        Raises:
+            ValueError: :meth:`end_problem` refuses the total.
+        """
+        why = self.end_problem(total_frames)
+        if why:
+            raise ValueError(why)
         self.end_frame = total_frames
         self.frames_known = max(self.frames_known, total_frames)
 
     # -- out --------------------------------------------------------------------------------------
     @property
     def started(self) -> bool:
-        return bool(self._transits)
+        return self._t_first is not None
 
     @property
     def finished(self) -> bool:
@@ -165,12 +195,18 @@ class JitterBuffer:
     def pop(self, now: float) -> list[Unit]:
         """The units that are complete or due at ``now``, in order."""
         out = []
-        while self.started and not self.finished:
+        while self.started and not self.finished and not self._ahead_of_real_time(now):
             slots = self._slots(self.next_unit)
             if not self._present[slots].all() and now < self.deadline(self.next_unit):
                 break
             out.append(self._release(slots))
         return out
+
+    def _ahead_of_real_time(self, now: float) -> bool:
+        """Releasing the next unit would put the output more than ``allowance`` ahead of the time
+        since the first packet (only a sender far ahead of real time, or a forged clock, gets here)."""
+        played = (self.next_unit + 1 - self.skipped_units) * self.tu / self.fps
+        return played > now - self._t_first + self.allowance
 
     def drain(self) -> list[Unit]:
         """Release everything up to the end (END's total, else the last frame received)."""

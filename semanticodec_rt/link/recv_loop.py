@@ -53,11 +53,12 @@ def receive_stream(sock: socket.socket, core: ReceiverCore, decoder, sink, *, ti
             budget = _MAX_SLEEP if deadline is None else min(_MAX_SLEEP, deadline - now)
             sock.settimeout(max(budget, 1e-4))
             try:
-                data = sock.recv(RECV_BYTES)
+                data, source = sock.recvfrom(RECV_BYTES)
             except (socket.timeout, BlockingIOError, ConnectionRefusedError):
                 data = None
             if data is not None:
-                core.handle(data, clock())
+                for reply in core.handle(data, clock()):  # a keyed link's ACCEPT
+                    _reply(sock, reply, source)
             _hand_over(core, worker, core.poll(clock()))
     except KeyboardInterrupt:
         pass  # end the stream like a timeout: decode and write what came
@@ -73,10 +74,14 @@ def receive_stream(sock: socket.socket, core: ReceiverCore, decoder, sink, *, ti
     return core.snapshot()
 
 
+def _reply(sock: socket.socket, data: bytes, address) -> None:
+    try:
+        sock.sendto(data, address)
+    except OSError:  # the sender's address is unreachable: it will repeat its HELLO
+        pass
+
+
 def _hand_over(core: ReceiverCore, worker: DecodeWorker, units, block: bool = False) -> None:
-    """Skipped units (as silence) first, then the released ones, to the decode thread."""
-    skipped = core.take_skipped()
-    if skipped:
-        worker.put_silence(skipped)
+    """The released units, to the decode thread."""
     for ids, pad in units:
         worker.put(ids, pad, block=block)

@@ -94,6 +94,10 @@ class SenderStats:
     n_samples: int = 0
     max_lag_s: float = 0.0  # how far the sender fell behind real time (slow encoder)
     input_overflows: int = 0  # capture blocks dropped (device input only)
+    accepted: bool | None = None  # keyed: a receiver answered the HELLO (None: no key, no handshake)
+    accepts: int = 0  # ACCEPTs taken (more than 1: the receiver restarted, the sender re-keyed)
+    replies_refused: int = 0  # datagrams that came back and were not a fitting ACCEPT
+    frames_unsent: int = 0  # keyed: frames dropped while waiting for an ACCEPT (bounded backlog)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "traffic"}
@@ -117,6 +121,7 @@ class ReceiverStats:
     plc: str = ""
     session: int | None = None
     hellos: int = 0
+    accepts_sent: int = 0  # keyed: answers to HELLOs (the handshake; again when a HELLO repeats)
     packets_received: int = 0  # distinct sequence numbers, late ones included
     expected: int = 0  # highest sequence number + 1 (all of them once END arrived)
     lost: int = 0
@@ -129,7 +134,7 @@ class ReceiverStats:
     frames_received: int = 0  # in time, played as sent
     frames_concealed: int = 0
     frames_played: int = 0
-    frames_skipped: int = 0  # before the first packet, when it came late: silence, not decoded
+    frames_skipped: int = 0  # before the first packet, when it came late: not played, not decoded
     overflow_frames: int = 0  # past the jitter buffer (a sender far ahead of real time)
     units_decoded: int = 0
     decode_dropped_units: int = 0  # the decoder fell too far behind: played as silence
@@ -141,6 +146,7 @@ class ReceiverStats:
     delay_ms: float = 0.0
     max_delay_ms: float = 0.0
     n_samples: int = 0  # written to the output
+    end_refused: int = 0  # END packets whose totals the receiver could not believe (also "malformed")
     timed_out: bool = False
     rejected: dict = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
     model_mismatch_error: str = ""

@@ -21,13 +21,9 @@ __all__ = ["DecodeWorker"]
 
 @dataclass
 class _Item:
-    ids: np.ndarray | None  # [T_u, 2]; None: only silence
-    pad: np.ndarray | None  # [T_u]
-    gap: int = 0  # units to play as silence before this one (dropped, or skipped)
-
-    @property
-    def units(self) -> int:
-        return 0 if self.ids is None else 1
+    ids: np.ndarray  # [T_u, 2]
+    pad: np.ndarray  # [T_u]
+    gap: int = 0  # units to play as silence before this one (dropped for lack of room)
 
 
 class DecodeWorker:
@@ -68,19 +64,14 @@ class DecodeWorker:
                 raise RuntimeError("the decode thread failed") from self._error
             self._append(_Item(ids, pad))
 
-    def put_silence(self, units: int) -> None:
-        """Queue ``units`` units of silence (nothing to decode: the decoder restarts after)."""
-        with self._cond:
-            self._append(_Item(None, None, units))
-
     def _append(self, item: _Item) -> None:
         if len(self._queue) >= self.capacity:
             old = self._queue.popleft()
-            self.dropped += old.units
+            self.dropped += 1
             if self._queue:
-                self._queue[0].gap += old.gap + old.units
+                self._queue[0].gap += old.gap + 1
             else:
-                item.gap += old.gap + old.units
+                item.gap += old.gap + 1
         self._queue.append(item)
         self.max_queue = max(self.max_queue, len(self._queue))
         self._cond.notify_all()
@@ -116,12 +107,10 @@ class DecodeWorker:
     def _decode(self, items: list[_Item]) -> None:
         if items[0].gap:
             self._restart(items[0].gap)
-        items = [it for it in items if it.ids is not None]
-        if items:
-            ids = np.concatenate([it.ids for it in items])
-            pad = np.concatenate([it.pad for it in items])
-            self.sink.write(self.decoder.push(ids, pad))
-            self.decoded += len(items)
+        ids = np.concatenate([it.ids for it in items])
+        pad = np.concatenate([it.pad for it in items])
+        self.sink.write(self.decoder.push(ids, pad))
+        self.decoded += len(items)
 
     def _restart(self, gap: int) -> None:
         """Finish the decoder's stream, play ``gap`` units of silence, start a new stream."""
