@@ -232,3 +232,13 @@ def test_keyed_sender_holds_a_bounded_backlog_until_accepted():
     for d in released:
         core.handle(d, 8.01)
     assert core.session == 4 and core.snapshot()["packets_received"] == 6
+
+
+def test_a_receiver_held_back_by_real_time_sleeps_until_it_may_release():
+    jb = JitterBuffer(TU, 50.0, TU, min_delay=0.04, max_delay=1.0)
+    ids = np.zeros((TU, 2), np.int64)
+    for k in range(60):  # ~10 s of complete units, all at once
+        jb.insert(k * TU, ids, 0.0)
+    jb.pop(0.0)
+    due = jb.next_deadline()
+    assert due > 0.0 and jb.pop(due - 1e-6) == [] and len(jb.pop(due)) == 1

@@ -190,7 +190,12 @@ class JitterBuffer:
         return self.frames_played - self.frames_taken
 
     def next_deadline(self) -> float | None:
-        return None if self.finished else self.deadline(self.next_unit)
+        """When :meth:`pop` next releases a unit if nothing arrives (never before real time
+        allows it, so a receiver held back by the real-time bound sleeps instead of spinning)."""
+        due = None if self.finished else self.deadline(self.next_unit)
+        if due is None:
+            return None
+        return max(due, self._t_first - self.allowance + self._played_after_next())
 
     def pop(self, now: float) -> list[Unit]:
         """The units that are complete or due at ``now``, in order."""
@@ -205,8 +210,11 @@ class JitterBuffer:
     def _ahead_of_real_time(self, now: float) -> bool:
         """Releasing the next unit would put the output more than ``allowance`` ahead of the time
         since the first packet (only a sender far ahead of real time, or a forged clock, gets here)."""
-        played = (self.next_unit + 1 - self.skipped_units) * self.tu / self.fps
-        return played > now - self._t_first + self.allowance
+        return self._played_after_next() > now - self._t_first + self.allowance
+
+    def _played_after_next(self) -> float:
+        """Seconds of audio released once the next unit is."""
+        return (self.next_unit + 1 - self.skipped_units) * self.tu / self.fps
 
     def drain(self) -> list[Unit]:
         """Release everything up to the end (END's total, else the last frame received)."""
