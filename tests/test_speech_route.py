@@ -370,6 +370,16 @@ def test_train_speech_cli_runs_the_recipe_and_exports(tmp_path, capsys):
     assert cli.main(["train", "speech", "--data", data, "--out", run, *sets, "-q"]) == 0  # all done
     assert (run / "model.safetensors").read_bytes() == before
     assert cli.main(["train", "speech", "--data", data, "--out", run, "--set", "bogus=1"]) == 2
+    # packed as float16 (what the repository keeps) and resumed from the pack, one codec step more
+    from semanticodec_rt.lab.train.speech_pack import pack
+
+    index = pack(run, tmp_path / "pack")
+    assert "semantic/state.safetensors" not in index["files"]  # frozen by the codebook
+    more = [s.replace("codec_steps=3", "codec_steps=4") for s in sets]
+    assert cli.main(["train", "speech", "--data", data, "--out", tmp_path / "run2", "--from-pack", tmp_path / "pack",
+                     *more, "-q"]) == 0
+    assert speech_run.progress(tmp_path / "run2") == ["semantic 3/3", "kmeans done", "codec 4/4", "flow 2/2"]
+    assert cli.main(["train", "speech", "--data", data, "--out", run, "--from-pack", tmp_path / "pack", "-q"]) == 2
     assert cli.main(["train", "export", "--out", run, "--model-out", model, "-q"]) == 0
     meta = checkpoint.read_metadata(model)
     assert meta["storage"] == "float16" and "opus" in meta["user.fargan"] and "semantic" in meta["user.cpu_s"]

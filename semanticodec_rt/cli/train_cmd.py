@@ -51,6 +51,8 @@ examples:
   semanticodec-rt train distill --teacher runs/rt-small --data corpus --out runs/rt-small
   semanticodec-rt data features --ref corpus --out streams
   semanticodec-rt train speech --data streams --out runs/speech --threads 1 --max-minutes 170
+  semanticodec-rt train speech --data streams --out runs/speech2 --from-pack resume/sp-small-r50 \
+      --set codec_steps=40000
   semanticodec-rt train distill --teacher official:ckpts:100:32768 --data corpus --out runs/official-d \
       --device cuda --precision bf16"""
 
@@ -77,6 +79,9 @@ def add_parser(sub) -> None:
     p.add_argument("--teacher", metavar="SPEC",
                    help="distill: the teacher, a run folder, official:DIR[:RATE[:VOCAB]] or a checkpoint "
                         "(then also --set distill.vae=RUN/vae/final.safetensors)")
+    p.add_argument("--from-pack", metavar="DIR",
+                   help="speech: start RUN_DIR from a float16 run pack (e.g. the repository's "
+                        "resume/sp-small-r50), then resume it")
     p.add_argument("--model-out", metavar="FILE", help="export: checkpoint path (default RUN_DIR/model.safetensors)")
     p.add_argument("--fp16", action="store_true", help="export: store float16 tensors (half the size)")
     p.add_argument("--storage", choices=("float32", "float16", "int8"),
@@ -159,6 +164,14 @@ def _cmd_speech(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise CliError("--data STREAMS is required (the folder 'semanticodec-rt data features' wrote)")
+    if args.from_pack:
+        from ..lab.train.speech_pack import unpack
+
+        try:
+            files = unpack(args.from_pack, args.out)
+        except (FileNotFoundError, ValueError) as e:
+            raise CliError(f"--from-pack: {e}") from None
+        say(args, f"{args.out}: {len(files)} files from the pack {args.from_pack} (float16 -> float32)")
     if not (Path(args.data) / "stats.json").exists():
         raise CliError(f"--data {args.data}: no stats.json; build it with 'semanticodec-rt data features'")
     try:

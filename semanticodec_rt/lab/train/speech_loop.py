@@ -112,6 +112,9 @@ def train_stage(codec, stage_name: str, data: Path, run: Path, *, steps: int, ba
     meta_path = folder / "state.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
+        if not (folder / "state.safetensors").exists():  # a pack leaves out frozen stages' states
+            raise FileNotFoundError(f"{folder}: no state.safetensors; this stage cannot be resumed "
+                                    f"(its output is frozen by the stages after it)")
         t = load_file(str(folder / "state.safetensors"))
         extra = {k[len("stage."):]: v for k, v in t.items() if k.startswith("stage.")}
         stage.load_state_dict(extra, strict=False)
