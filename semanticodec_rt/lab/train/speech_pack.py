@@ -14,7 +14,6 @@ Only safetensors and JSON are read or written: nothing in a pack can run code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -23,20 +22,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..data.opus_source import sha256 as _sha256
+
 __all__ = ["PACK_INDEX", "pack", "unpack"]
 
 PACK_INDEX = "PACK.json"
 _FILES = ("model.safetensors", "recipe.json", "kmeans.json")
 _STAGES = ("semantic", "codec", "flow")
 _STAGE_FILES = ("state.safetensors", "state.json", "log.jsonl")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _members(run: Path) -> list[Path]:
@@ -77,12 +70,7 @@ def pack(run: str | Path, dest: str | Path) -> dict:
     dest.mkdir(parents=True, exist_ok=True)
     index = {"format": "semanticodec-rt speech run pack 1", "files": {}}
     for rel in members:
-        out = dest / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if rel.suffix == ".safetensors":
-            _convert(run / rel, out, torch.float16)
-        else:
-            shutil.copyfile(run / rel, out)
+        out = _place(run / rel, dest / rel, torch.float16)
         index["files"][rel.as_posix()] = _sha256(out)
     (dest / PACK_INDEX).write_text(json.dumps(index, indent=1) + "\n")
     return index
@@ -109,10 +97,15 @@ def unpack(src: str | Path, run: str | Path) -> list[str]:
         if not path.is_file() or _sha256(path) != digest:
             raise ValueError(f"{src}: {rel} is missing or does not match {PACK_INDEX}")
     for rel in files:
-        out = run / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".safetensors":
-            _convert(src / rel, out, torch.float32)
-        else:
-            shutil.copyfile(src / rel, out)
+        _place(src / rel, run / rel, torch.float32)
     return sorted(files)
+
+
+def _place(src: Path, dst: Path, dtype: torch.dtype) -> Path:
+    """Copy one member: safetensors with its floats cast to ``dtype``, anything else as it is."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.suffix == ".safetensors":
+        _convert(src, dst, dtype)
+    else:
+        shutil.copyfile(src, dst)
+    return dst
