@@ -26,12 +26,12 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Iterable, Union
 
 import numpy as np
 import torch
 
-from .audio.load import load_waveform
+from .audio.load import FileWaveform, load_waveform
 from .audio.wav_writer import WavWriter
 from .bitstream import BitstreamError, PacketKind, ScrtReader, ScrtWriter, StreamInfo, check_model, read_scrt
 from .codec import SemantiCodec
@@ -39,11 +39,11 @@ from .config import PRESETS, RT_FAMILIES, SAMPLE_RATE, official_config, rt_confi
 
 #: the model used when none is named: the distilled rt-small shipped in the package (MODEL_CARD.md)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default.safetensors"
-#: samples per streaming-encoder call when compressing a file (1 s)
+#: samples per streaming-encoder call when compressing samples held in memory (1 s)
 ENCODE_BLOCK = SAMPLE_RATE
 
 ModelSpec = Union[None, str, os.PathLike, SemantiCodec, Callable[[], SemantiCodec]]
-AudioIn = Union[str, os.PathLike, torch.Tensor, np.ndarray]
+AudioIn = Union[str, os.PathLike, torch.Tensor, np.ndarray, FileWaveform]
 
 
 class ModelSpecError(ValueError):
@@ -160,9 +160,15 @@ def compress(audio: AudioIn, model: ModelSpec = None, out: str | os.PathLike | B
              sample_rate: int | None = None, mono: str = "first", progress: bool = False):
     """Audio -> a ``.scrt`` stream, encoded (and written) as it goes.
 
+    A file is read, resampled and encoded block by block (:class:`~.audio.load.FileWaveform`):
+    it is read once first to check it and count its samples (the header states the totals), then
+    again to encode it, so memory does not grow with its duration or sample rate (the published
+    model's windowing excepted: it holds the 16 kHz signal, see ``OfficialWindowing``).
+
     Args:
-        audio: a file path (wav, flac, ogg, ...; any rate, resampled to 16 kHz), or samples
-            ``[N]`` / ``[C, N]`` (numpy or torch; then ``sample_rate`` is required unless 16 kHz).
+        audio: a file path (wav, flac, ogg, ...; any rate, resampled to 16 kHz), a
+            :class:`~.audio.load.FileWaveform` (its own channel policy), or samples ``[N]`` /
+            ``[C, N]`` (numpy or torch; then ``sample_rate`` is required unless 16 kHz).
         model: a loaded codec or a model spec (:func:`load_model`); default the shipped model.
         out: a path or binary file to write; ``None`` returns the bytes.
         mono: several channels: keep the ``"first"`` (the reference) or average (``"mean"``).
@@ -171,14 +177,13 @@ def compress(audio: AudioIn, model: ModelSpec = None, out: str | os.PathLike | B
         the ``.scrt`` bytes when ``out`` is None, else the stream's :class:`StreamInfo`.
     """
     codec = load_model(model)
-    wave = _waveform(audio, sample_rate, mono)
-    n = wave.shape[-1]
+    n, blocks = _blocks(audio, sample_rate, mono)
     windowing = codec.windowing
     info = StreamInfo.for_codec(codec, n_samples=n, n_frames=windowing.frames_for_samples(n))
     target = io.BytesIO() if out is None else out
     with torch.inference_mode(), _bar(progress, n, "encode", "sample") as bar, \
             ScrtWriter(target, info) as writer:
-        for ids in windowing.encode_blocks(codec, wave, ENCODE_BLOCK, on_progress=bar.update):
+        for ids in windowing.encode_blocks(codec, blocks, on_progress=bar.update):
             writer.write_frames(ids)
     return target.getvalue() if out is None else info
 
@@ -250,6 +255,19 @@ def decompress(scrt: bytes | str | os.PathLike | BinaryIO, model: ModelSpec = No
 
 
 # -- pieces ----------------------------------------------------------------------------------------
+def _blocks(audio: AudioIn, sample_rate: int | None, mono: str) -> tuple[int, Iterable[torch.Tensor]]:
+    """Any accepted input -> (its length at 16 kHz, its validated mono ``[1, n]`` blocks)."""
+    if isinstance(audio, (str, os.PathLike)):
+        audio = FileWaveform(audio, mono=mono, sample_rate=sample_rate)
+    if isinstance(audio, FileWaveform):
+        if audio.n_samples is None:
+            audio.check()
+        return audio.n_samples, audio
+    wave = _waveform(audio, sample_rate, mono)
+    n = wave.shape[-1]
+    return n, (wave[:, i : i + ENCODE_BLOCK] for i in range(0, n, ENCODE_BLOCK))
+
+
 def _waveform(audio: AudioIn, sample_rate: int | None, mono: str) -> torch.Tensor:
     """Any accepted input -> validated mono float32 ``[1, N]`` at 16 kHz."""
     if isinstance(audio, np.ndarray):

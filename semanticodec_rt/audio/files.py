@@ -16,13 +16,16 @@ Channel policy (``mono``):
 
 Every failure is a :class:`AudioInputError` (a ``ValueError``) with a message that names the
 problem: missing file, unreadable/unsupported/corrupt file, empty audio, NaN/Inf samples.
+
+:class:`AudioFileBlocks` reads a file block by block, with the same samples and the same errors,
+for callers whose memory must not grow with the file (``encode`` of a long recording).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 import torch
@@ -30,6 +33,8 @@ import torch
 AudioSource = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
 MONO_POLICIES = ("first", "mean")
+#: frames per block of :class:`AudioFileBlocks`: 512 KiB of float32 stereo, whatever the rate
+BLOCK_FRAMES = 1 << 16
 
 
 class AudioInputError(ValueError):
@@ -43,15 +48,28 @@ class AudioFileNotFoundError(AudioInputError, FileNotFoundError):
 def _check_waveform(wave: torch.Tensor, what: str) -> None:
     """Reject empty and non-finite audio; ``wave`` is ``[C, N]``."""
     if wave.shape[0] == 0 or wave.shape[1] == 0:
-        raise AudioInputError(f"{what}: empty audio (shape [C, N] = {list(wave.shape)})")
+        raise _empty_error(what, list(wave.shape))
+    n_bad, n_nan = _count_nonfinite(wave)
+    if n_bad:
+        raise _nonfinite_error(what, n_bad, n_nan)
+
+
+def _count_nonfinite(wave: torch.Tensor) -> tuple[int, int]:
+    """(non-finite samples, NaN among them) of ``wave``."""
     finite = torch.isfinite(wave)
-    if not bool(finite.all()):
-        n_bad = int((~finite).sum())
-        n_nan = int(torch.isnan(wave).sum())
-        raise AudioInputError(
-            f"{what}: {n_bad} non-finite samples ({n_nan} NaN, {n_bad - n_nan} +/-Inf); "
-            "audio must be finite"
-        )
+    if bool(finite.all()):
+        return 0, 0
+    return int((~finite).sum()), int(torch.isnan(wave).sum())
+
+
+def _empty_error(what: str, shape: list) -> AudioInputError:
+    return AudioInputError(f"{what}: empty audio (shape [C, N] = {shape})")
+
+
+def _nonfinite_error(what: str, n_bad: int, n_nan: int) -> AudioInputError:
+    return AudioInputError(
+        f"{what}: {n_bad} non-finite samples ({n_nan} NaN, {n_bad - n_nan} +/-Inf); audio must be finite"
+    )
 
 
 def apply_channel_policy(wave: torch.Tensor, mono: str | None = "first") -> torch.Tensor:
@@ -135,6 +153,16 @@ def read_audio_file(path: str | os.PathLike, *, mono: str | None = "first") -> t
     Any format libsndfile reads works (WAV, FLAC, OGG/Vorbis, ...).  Integer PCM is scaled to
     [-1, 1) by libsndfile (int16 / 32768), like ``torchaudio.load``; FLOAT wav is bit-exact.
     """
+    f, what = _open_sound_file(path)
+    with f:
+        data, sr = _read_frames(f, -1, what), f.samplerate
+    wave = torch.from_numpy(np.ascontiguousarray(data.T))
+    _check_waveform(wave, what)
+    return apply_channel_policy(wave, mono), int(sr)
+
+
+def _open_sound_file(path: str | os.PathLike):
+    """``(soundfile.SoundFile, what)`` of an audio file; ``what`` names it in messages."""
     import soundfile as sf  # local: keep the package importable without the I/O dependency
 
     p = Path(path)
@@ -144,14 +172,72 @@ def read_audio_file(path: str | os.PathLike, *, mono: str | None = "first") -> t
     if p.is_dir():
         raise AudioInputError(f"{what}: is a directory, not an audio file")
     try:
-        # always_2d gives [N, C] even for mono files; float32 is the torchaudio.load convention.
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        return sf.SoundFile(str(p)), what
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         # libsndfile reports unknown formats and truncated/corrupt headers the same way.
         raise AudioInputError(f"{what}: unsupported or corrupt audio file ({e})") from e
-    wave = torch.from_numpy(np.ascontiguousarray(data.T))
-    _check_waveform(wave, what)
-    return apply_channel_policy(wave, mono), int(sr)
+
+
+def _read_frames(f, frames: int, what: str) -> np.ndarray:
+    """Up to ``frames`` frames (-1: all the rest) of an open SoundFile as float32 ``[n, C]``."""
+    import soundfile as sf
+
+    try:
+        # always_2d gives [N, C] even for mono files; float32 is the torchaudio.load convention.
+        return f.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise AudioInputError(f"{what}: unsupported or corrupt audio file ({e})") from e
+
+
+class AudioFileBlocks:
+    """An audio file read block by block: float32 ``[C, n]`` tensors, the samples (and errors) of
+    :func:`read_audio_file` with ``mono=None``, never more than ``block_frames`` frames in memory.
+
+    Opening checks that the file exists and is readable audio; each iteration reads the file
+    again from the start.  Empty and non-finite audio raise only at the end of an iteration,
+    with counts over the whole file as :func:`read_audio_file` gives them; no block is yielded
+    from the first non-finite one on (the rest is only counted).  :meth:`check` runs one
+    iteration and returns the exact frame count, so a caller can validate a file, and learn its
+    length, before it starts on the samples.
+
+    Attributes:
+        path, sample_rate (Hz), channels; ``what`` names the file in messages.
+    """
+
+    def __init__(self, path: str | os.PathLike, block_frames: int = BLOCK_FRAMES):
+        if block_frames < 1:
+            raise ValueError(f"block_frames must be >= 1, got {block_frames}")
+        self.path, self.block_frames = path, int(block_frames)
+        f, self.what = _open_sound_file(path)
+        with f:
+            self.sample_rate, self.channels = int(f.samplerate), int(f.channels)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        f, _ = _open_sound_file(self.path)
+        n_frames = n_bad = n_nan = 0
+        with f:
+            while True:
+                data = _read_frames(f, self.block_frames, self.what)
+                if len(data) == 0:
+                    break
+                n_frames += len(data)
+                block = torch.from_numpy(np.ascontiguousarray(data.T))
+                bad, nan = _count_nonfinite(block)
+                n_bad, n_nan = n_bad + bad, n_nan + nan
+                if not n_bad:
+                    yield block
+        if n_frames == 0:
+            raise _empty_error(self.what, [self.channels, 0])
+        if n_bad:
+            raise _nonfinite_error(self.what, n_bad, n_nan)
+
+    def check(self) -> int:
+        """Read the whole file once (one block at a time); its frame count if the audio is
+        valid, else the :class:`AudioInputError` reading it gives."""
+        n = 0
+        for block in self:
+            n += block.shape[1]
+        return n
 
 
 def read_audio(

@@ -149,3 +149,139 @@ def resample(
     y = y.transpose(1, 2).reshape(x.shape[0], -1)  # interleave: block-major, phase-minor
     y = y[:, : resampled_length(length, o, n)]
     return y.reshape(*shape[:-1], y.shape[-1])
+
+
+
+#: torch convolves a float32 CPU input of batch 1 with its native kernel up to this many samples
+#: and with oneDNN (mkldnn) above (aten's ``use_mkldnn`` heuristic; a batch of 2 or more always
+#: takes oneDNN).  The two round differently, and only oneDNN gives each output sample the same
+#: bits whatever the length of the input it is computed from.
+NATIVE_CONV_MAX_SAMPLES = 20480
+
+
+class StreamingResampler:
+    """:func:`resample` block by block: the pieces joined equal ``resample`` of the whole signal.
+
+    ``push(x [..., n]) -> y [..., m]`` returns the output samples the input so far settles;
+    ``flush()`` ends the signal (the zero padding :func:`resample` puts on the right) and returns
+    the rest, cut where :func:`resample` cuts: ``resampled_length(total input)``, or the last
+    computed sample if that comes first (float32 rounding can put the length one past it).
+
+    Exactness.  Each output block is the same convolution of the same input samples as in
+    :func:`resample`.  With several channels (a batch of 2 or more) float32 gives the same bits
+    too: both run oneDNN, whose samples do not depend on how much input a call gets (tested on
+    awkward block sizes).  A single channel takes oneDNN only above
+    :data:`NATIVE_CONV_MAX_SAMPLES` input samples and torch's native kernel below, which rounds
+    by length, so its samples can differ from :func:`resample`'s in the last bit -- unless
+    ``exact``: then it is convolved only once that much input is at hand, keeping the last
+    ``NATIVE_CONV_MAX_SAMPLES`` input samples to convolve again with the new ones (their outputs
+    dropped), and a signal that ends before that is convolved once, whole, at :meth:`flush`:
+    :func:`resample`'s very call.  Other float dtypes agree to rounding only.
+
+    Latency and memory.  An output sample waits for the kernel's right half and one block of
+    ``orig'`` input samples; with ``exact`` and one channel the first output also waits for
+    20480 input samples (fine for files, not for live audio).  The state is one pushed block
+    plus ``2 * width + orig'`` input samples (about 20480 more with ``exact``).  A computed
+    sample is held back while it could still fall past the final length: the reference length
+    only grows with the input, so ``resampled_length(input so far)`` samples are always safe to
+    return.
+
+    Args:
+        orig_freq, new_freq: rates in Hz.  Equal rates pass every block through unchanged.
+        lowpass_filter_width, rolloff: as :func:`resample`.
+        exact: single-channel float32 input gives :func:`resample`'s bits (see above).
+
+    Every push must have the same leading dims (channels) and dtype; the kernel is built in the
+    dtype of the first push, as :func:`resample` builds it in the waveform's.
+    """
+
+    def __init__(self, orig_freq: int, new_freq: int, lowpass_filter_width: int = LOWPASS_FILTER_WIDTH,
+                 rolloff: float = ROLLOFF, *, exact: bool = False):
+        if lowpass_filter_width <= 0:
+            raise ValueError(f"lowpass_filter_width must be positive, got {lowpass_filter_width}")
+        if not 0.0 < rolloff <= 1.0:
+            raise ValueError(f"rolloff must be in (0, 1], got {rolloff}")
+        self.exact = bool(exact)
+        self.orig_freq = _as_rate(orig_freq, "orig_freq")
+        self.new_freq = _as_rate(new_freq, "new_freq")
+        self.lowpass_filter_width, self.rolloff = int(lowpass_filter_width), float(rolloff)
+        self.o, self.n = reduced_rates(self.orig_freq, self.new_freq)
+        self.n_in = 0  # input samples pushed (per channel)
+        self.n_out = 0  # output samples returned
+        self._kernel = None
+        self._width = 0
+        self._buf = None  # padded input from block `_buf_block`'s first tap on
+        self._buf_block = 0  # output block whose first tap is _buf's first sample
+        self._next_block = 0  # first output block not computed yet
+        self._keep_blocks = 0  # blocks of input kept for the next call (exact, one channel)
+        self._held = None  # computed output not yet safe to return
+        self._finished = False
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        """Input ``[..., n]`` -> the output samples it settles, ``[..., m]``."""
+        if self._finished:
+            raise RuntimeError("StreamingResampler already flushed (make a new one)")
+        if not x.is_floating_point():
+            raise TypeError(f"resample expects a floating-point waveform, got {x.dtype}")
+        if self._buf is None:
+            self._start(x)
+        elif x.shape[:-1] != self._buf.shape[:-1] or x.dtype != self._buf.dtype:
+            raise ValueError(f"every block must be {list(self._buf.shape[:-1])} x N {self._buf.dtype}, "
+                             f"got {list(x.shape)} {x.dtype}")
+        self.n_in += x.shape[-1]
+        if self.o == self.n:
+            self.n_out += x.shape[-1]
+            return x
+        self._buf = torch.cat([self._buf, x], -1)
+        return self._emit(self._convolve(final=False), resampled_length(self.n_in, self.o, self.n))
+
+    def flush(self) -> torch.Tensor:
+        """The rest of the output, ``[..., m]`` (shape ``[0]`` if nothing was ever pushed)."""
+        if self._finished:
+            raise RuntimeError("StreamingResampler already flushed (make a new one)")
+        self._finished = True
+        if self._buf is None:
+            return torch.zeros(0)
+        if self.o == self.n:
+            return self._buf[..., :0]
+        self._buf = F.pad(self._buf, (0, self._width + self.o))
+        return self._emit(self._convolve(final=True), resampled_length(self.n_in, self.o, self.n))
+
+    def _start(self, x: torch.Tensor) -> None:
+        self._buf = x.new_zeros(*x.shape[:-1], 0)
+        if self.o == self.n:
+            return
+        self._kernel, self._width = _cached_kernel(self.o, self.n, self.lowpass_filter_width,
+                                                   self.rolloff, x.dtype, str(x.device))
+        # The left zero pad of resample(): output block 0 reads from input sample -width.
+        self._buf = x.new_zeros(*x.shape[:-1], self._width)
+        self._held = x.new_zeros(*x.shape[:-1], 0)
+        if self.exact and math.prod(x.shape[:-1]) == 1:
+            self._keep_blocks = -(-NATIVE_CONV_MAX_SAMPLES // self.o)
+
+    def _convolve(self, final: bool) -> torch.Tensor:
+        """The output blocks not computed yet that the buffer holds every tap of, interleaved."""
+        span = self._kernel.shape[-1]  # 2 * width + o taps
+        shape = self._buf.shape[:-1]
+        length = self._buf.shape[-1]
+        blocks = (length - span) // self.o + 1 if length >= span else 0
+        new = self._buf_block + blocks - self._next_block
+        if new <= 0 or (self._keep_blocks and not final and length <= NATIVE_CONV_MAX_SAMPLES):
+            return self._buf.new_zeros(*shape, 0)
+        # The whole buffer, as resample() passes its whole padded input: the length picks the kernel.
+        x = self._buf.reshape(-1, 1, length)
+        y = F.conv1d(x, self._kernel, stride=self.o)[..., blocks - new :]  # [B, n phases, new]
+        self._next_block += new
+        # Keep the input from the next block on, and before it what a single channel convolves again.
+        first = max(self._buf_block, self._next_block - self._keep_blocks)
+        self._buf = self._buf[..., (first - self._buf_block) * self.o :]
+        self._buf_block = first
+        return y.transpose(1, 2).reshape(*shape, new * self.n)
+
+    def _emit(self, new: torch.Tensor, limit: int) -> torch.Tensor:
+        """The held and ``new`` samples, up to ``limit`` output samples returned in all."""
+        held = torch.cat([self._held, new], -1)
+        k = max(0, min(held.shape[-1], limit - self.n_out))
+        self._held = held[..., k:]
+        self.n_out += k
+        return held[..., :k]

@@ -1,9 +1,11 @@
 """``encode``, ``decode``, ``roundtrip`` and ``info``: .scrt files in and out, streamed.
 
 The work is the library's (:func:`semanticodec_rt.compress` / :func:`~semanticodec_rt.decompress`):
-real-time presets are encoded in 1 s blocks and their packets written as they come, and decoded a
-few units at a time straight into the WAV file.  Outputs go to a temporary file that is renamed
-onto the target only when the command succeeds.
+an input file is read, resampled and encoded block by block and its packets written as they come
+(the streaming regimes; the published model's windowing encodes the whole 16 kHz signal at once),
+and tokens are decoded a few at a time straight into the WAV file, so memory does not grow with
+the duration or the input's sample rate.  Outputs go to a temporary file that is renamed onto the
+target only when the command succeeds.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from ..bitstream.errors import printable
 from ..bitstream.report import scrt_report
 from .common import (
     FORMATTER, PROG, SAMPLE_RATE, add_common_options, add_decode_options, add_encode_options,
-    add_threads_option, atomic_output, input_path, load_codec, output_path, progress_enabled, read_wave, say,
-    say_decoded,
+    add_threads_option, atomic_output, input_path, load_codec, output_path, progress_enabled, read_source,
+    say, say_decoded,
 )
 
 # -- parsers ---------------------------------------------------------------------------------------
@@ -109,9 +111,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     src = input_path(args.input)
     dst = output_path(args.output, args.force, src)
     codec = load_codec(args)
-    wave = read_wave(src, args.mono)
+    source = read_source(src, args.mono)
     with atomic_output(dst) as tmp:
-        info = compress(wave, codec, tmp, progress=progress_enabled(args))
+        info = compress(source, codec, tmp, progress=progress_enabled(args))
     say(args, f"{dst}: {info.n_frames} frames for {info.n_samples / SAMPLE_RATE:.2f} s, "
               f"payload {info.payload_bps:g} bps, {dst.stat().st_size} bytes")
     return 0
@@ -134,8 +136,8 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
     src = input_path(args.input)
     dst = output_path(args.output, args.force, src, wav=True)
     codec = load_codec(args)
-    wave = read_wave(src, args.mono)
-    data = compress(wave, codec, progress=progress_enabled(args))
+    source = read_source(src, args.mono)
+    data = compress(source, codec, progress=progress_enabled(args))
     with atomic_output(dst) as tmp:
         report = decompress(data, codec, tmp, **_sampling(args))
     info = report.info

@@ -169,8 +169,16 @@ def atomic_output(path: Path):
     os.replace(tmp, path)
 
 
+def read_source(path: Path, mono: str):
+    """The audio file as a checked :class:`~semanticodec_rt.audio.load.FileWaveform`: read once
+    (block by block) to validate it and count its samples; encoding reads it again."""
+    from ..audio.load import FileWaveform
+
+    return FileWaveform(path, mono=mono).check()
+
+
 def read_wave(path: Path, mono: str):
-    """``[1, N]`` float32 at 16 kHz (validated: finite, non-empty)."""
+    """``[1, N]`` float32 at 16 kHz (validated: finite, non-empty), held whole."""
     from ..audio.load import load_waveform
 
     return load_waveform(path, mono=mono)[0]

@@ -65,10 +65,11 @@ class Windowing(Protocol):
                **options) -> torch.Tensor:
         """Checked tokens ``[B, L, 2]`` -> audio ``[B, 1, n]`` float32 on the CPU."""
 
-    def encode_blocks(self, parts: CodecParts, wave: torch.Tensor, block: int,
+    def encode_blocks(self, parts: CodecParts, blocks: Iterable[torch.Tensor],
                       on_progress=None) -> Iterator[np.ndarray]:
-        """One signal ``[1, N]`` -> its tokens as ``[m, 2]`` arrays, in order, as soon as each is
-        ready (``block`` samples per step; ``on_progress(samples)`` after each)."""
+        """One signal given as consecutive ``[1, n]`` blocks (any sizes) -> its tokens as
+        ``[m, 2]`` arrays, in order, as soon as each is ready (``on_progress(samples)`` after each
+        block); the tokens of :meth:`encode` of the blocks joined."""
 
     def decode_chunks(self, parts: CodecParts, chunks: Iterable[np.ndarray], n_frames: int,
                       n_samples: int | None, sampler: SamplerConfig, *, seed: int,
@@ -99,11 +100,10 @@ class Windowing(Protocol):
         :meth:`decode` conditions each of the ``n_windows`` windows per crop on."""
 
 
-def stream_in_blocks(encoder, wave: torch.Tensor, block: int, on_progress=None) -> Iterator[np.ndarray]:
-    """Feed ``wave`` ``[1, N]`` to a streaming ``encoder`` ``block`` samples at a time; yield each
-    push's tokens ``[m, 2]`` and the flush's (what the streaming regimes' ``encode_blocks`` do)."""
-    for start in range(0, wave.shape[-1], block):
-        piece = wave[:, start : start + block]
+def stream_in_blocks(encoder, blocks: Iterable[torch.Tensor], on_progress=None) -> Iterator[np.ndarray]:
+    """Feed ``[1, n]`` blocks to a streaming ``encoder``; yield each push's tokens ``[m, 2]`` and
+    the flush's (what the streaming regimes' ``encode_blocks`` do)."""
+    for piece in blocks:
         yield encoder.push(piece)[0].numpy()
         if on_progress is not None:
             on_progress(piece.shape[-1])

@@ -114,10 +114,12 @@ class OfficialWindowing:
             return trim_waveform(overlap_add(outputs), n_tok, self.cfg.token_rate)
 
     # -- files: the whole signal at once (the windows are 10.24 s anyway) --------------------------
-    def encode_blocks(self, parts: CodecParts, wave: torch.Tensor, block: int,
+    def encode_blocks(self, parts: CodecParts, blocks: Iterable[torch.Tensor],
                       on_progress=None) -> Iterator[np.ndarray]:
-        # One offline encode, not the streaming encoder: the reference subtracts the global mean
-        # of the signal before the fbank, which a stream cannot (see official_stream).
+        # One offline encode of the whole 16 kHz signal, not the streaming encoder: the reference
+        # subtracts the global mean of the signal before the fbank, which a stream cannot (see
+        # official_stream).  So this regime holds the signal (4 bytes a sample) while it encodes.
+        wave = torch.cat(list(blocks), -1)
         tokens = self.encode(parts, wave.to(model_device(parts)))
         if on_progress is not None:
             on_progress(wave.shape[-1])

@@ -67,9 +67,9 @@ class UnitWindowing:
         )
 
     # -- files: streamed, in blocks --------------------------------------------------------------
-    def encode_blocks(self, parts: CodecParts, wave: torch.Tensor, block: int,
+    def encode_blocks(self, parts: CodecParts, blocks: Iterable[torch.Tensor],
                       on_progress=None) -> Iterator[np.ndarray]:
-        return stream_in_blocks(self.stream_encoder(parts), wave, block, on_progress)
+        return stream_in_blocks(self.stream_encoder(parts), blocks, on_progress)
 
     def decode_chunks(self, parts: CodecParts, chunks: Iterable[np.ndarray], n_frames: int,
                       n_samples: int | None, sampler: SamplerConfig, *, seed: int,

@@ -9,6 +9,12 @@ recursively).  With a manifest, class/split/package come from it and the default
 subset (clips of each class in path order, taken in turn).  Clips longer than ``max_seconds`` are
 scored on their first ``max_seconds`` (every codec codes the same cut).
 
+**Memory.**  A reference file is read and resampled block by block and only the cut is kept, so
+a long or high-rate file costs no more than its first ``max_seconds`` at 16 kHz (the rest is
+still read, to check it).  The codecs, the alignment and the metrics then hold whole cuts in
+memory (30 s by default; ``max_seconds`` 0 keeps whole clips), and a ``--decoded`` file is held
+whole at 16 kHz, since its alignment reads all of it.
+
 **Transcripts** (for WER) come from a sidecar ``NAME.txt`` next to the audio file, or a manifest
 field ``text`` / ``transcript``.  WER is computed for clips that have one unless the manifest
 gives a non-English ``lang``; otherwise it is n/a.  The ASR's WER on the original (``wer_ref``)
@@ -363,12 +369,12 @@ class DecodedCodec:
 
 
 def _load_reference(clip: Clip, max_seconds: float) -> np.ndarray:
-    from ...audio.load import load_waveform
+    """The clip's first ``max_seconds`` (all of it for 0) at 16 kHz: read and resampled block by
+    block, only the cut kept (the rest of the file is still read to check it)."""
+    from ...audio.load import FileWaveform
 
-    x = load_waveform(clip.path, mono="first")[0][0].numpy().astype(np.float64)
-    if max_seconds and max_seconds > 0:
-        x = x[: int(round(max_seconds * SAMPLE_RATE))]
-    return x
+    cut = int(round(max_seconds * SAMPLE_RATE)) if max_seconds and max_seconds > 0 else None
+    return FileWaveform(clip.path, mono="first").read(cut)[0].numpy().astype(np.float64)
 
 
 # -- the loop --------------------------------------------------------------------------------------
