@@ -271,3 +271,33 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("=", "skips by reason")
         for reason, n in reasons.most_common():
             terminalreporter.write_line(f"{n:5d} skipped: {reason}")
+
+
+def private_jack_server(rate: int, period: int):
+    """Body of a module fixture: a private ``jackd -d dummy -r RATE -p PERIOD`` with PortAudio
+    rescanned to see it, stopped (PortAudio's client dropped first) at the end.  Skips -- fails in
+    CI -- when PortAudio, JACK-Client or jackd is missing."""
+    from semanticodec_rt.live import devices
+    from semanticodec_rt.live.jack_server import JackServer, JackUnavailable
+
+    # each reason names what to install; a skip, or a failure in CI / under SCRT_REQUIRE_TOOLS=1
+    try:
+        sd = devices.sounddevice()
+    except devices.AudioUnavailable as e:  # OSError (no libportaudio2) included
+        unavailable(f"no PortAudio: {e}")
+    try:
+        import jack  # noqa: F401
+    except ImportError:
+        unavailable("JACK-Client not installed (pip install JACK-Client)")
+    server = JackServer(rate=rate, period=period)
+    try:
+        server.start()  # sets JACK_DEFAULT_SERVER, JACK_NO_START_SERVER, JACK_NO_AUDIO_RESERVATION
+    except JackUnavailable as e:  # "jackd not installed (apt-get install jackd2)", or did not start
+        unavailable(str(e))
+    devices.rescan()  # PortAudio lists JACK's "system" device only if the server ran at init
+    try:
+        yield server
+    finally:
+        sd._terminate()  # drop PortAudio's JACK client before its server goes
+        server.stop()
+        sd._initialize()

@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import unavailable
+from conftest import private_jack_server
 
 from semanticodec_rt import cli
 from semanticodec_rt.codec import SemantiCodec
@@ -470,30 +470,7 @@ def test_live_without_portaudio_is_one_line_error(monkeypatch, capsys):
 @pytest.fixture(scope="module")
 def jack_server():
     """A private ``jackd -d dummy -r 16000 -p 320`` (name ``scrt<pid>``) for this module's tests."""
-    from semanticodec_rt.live import devices
-    from semanticodec_rt.live.jack_server import JackServer, JackUnavailable
-
-    # each reason names what to install; a skip, or a failure in CI / under SCRT_REQUIRE_TOOLS=1
-    try:
-        sd = devices.sounddevice()
-    except devices.AudioUnavailable as e:  # OSError (no libportaudio2) included
-        unavailable(f"no PortAudio: {e}")
-    try:
-        import jack  # noqa: F401
-    except ImportError:
-        unavailable("JACK-Client not installed (pip install JACK-Client)")
-    server = JackServer(rate=SR, period=BLOCK)
-    try:
-        server.start()  # sets JACK_DEFAULT_SERVER, JACK_NO_START_SERVER, JACK_NO_AUDIO_RESERVATION
-    except JackUnavailable as e:  # "jackd not installed (apt-get install jackd2)", or did not start
-        unavailable(str(e))
-    devices.rescan()  # PortAudio lists JACK's "system" device only if the server ran at init
-    try:
-        yield server
-    finally:
-        sd._terminate()  # drop PortAudio's JACK client before its server goes
-        server.stop()
-        sd._initialize()
+    yield from private_jack_server(SR, BLOCK)
 
 
 def run_loopback(processor, seconds: float, settle_s: float = 2.0, **engine_kwargs):

@@ -72,6 +72,8 @@ def add_parser(sub) -> None:
     p.add_argument("--frames-per-packet", type=positive_int, metavar="N",
                    help="token positions per datagram (default: one 160 ms unit, 8 at token rate 100); "
                         "more = less overhead, more delay")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="with --input: stop after S seconds of audio (default: at Ctrl-C); END is sent either way")
     p.add_argument("--hello-every", type=float, default=2.0, metavar="S",
                    help="repeat the HELLO every S seconds of audio, for receivers that join late "
                         "(default 2; 0 = only at the start)")
@@ -105,7 +107,36 @@ def add_parser(sub) -> None:
     add_decode_options(p)
 
 
+def _first_seconds(blocks, seconds: float):
+    """The 16 kHz ``(pcm, t)`` blocks that make up the first ``seconds`` of audio (the last one cut);
+    closing the capture generator then stops the device stream."""
+    left = round(seconds * SAMPLE_RATE)
+    try:
+        for pcm, t in blocks:
+            yield pcm[:left], t
+            left -= len(pcm)
+            if left <= 0:
+                return
+    finally:
+        blocks.close()
+
+
+def _device_rate(args: argparse.Namespace, direction: str, device: str | None) -> int:
+    """``--device-rate``, else the device's own rate (the codec's 16 kHz is resampled to it)."""
+    from ..live import devices
+
+    if args.device_rate:
+        return args.device_rate
+    try:
+        return devices.device_rate(direction, device)
+    except ValueError as e:  # no device matching the name
+        raise CliError(f"--{direction}: {e}", 2) from None
+
+
 def _add_link_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device-rate", type=positive_int, metavar="HZ",
+                   help="with --input/--output: the rate to open the device at (default: the device's own, "
+                        "e.g. 48000 on JACK); the codec's 16 kHz is resampled to and from it")
     p.add_argument("--key-file", metavar="F", help="pre-shared key: HMAC-SHA256 tag on every datagram")
     p.add_argument("--stats-json", metavar="FILE", help="also write the counters as JSON here")
     p.add_argument("--threads", type=positive_int, default=1, metavar="N",
@@ -122,6 +153,9 @@ def _no_subcommand(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     from ..link import Packetizer, Sender, file_blocks, link_info
 
+    if args.duration is not None and (args.duration <= 0 or args.file):
+        raise CliError("--duration needs --input and must be > 0 seconds" if args.duration > 0 or args.file
+                       else f"--duration must be > 0 seconds, got {args.duration:g}")
     family, address = _resolve(args.to)
     if args.hello_every < 0:
         raise CliError(f"--hello-every must be >= 0 seconds, got {args.hello_every:g}")
@@ -136,9 +170,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         if wave is not None:
             blocks = file_blocks(wave, block, SAMPLE_RATE)
         else:
+            from ..live.rate_bridge import resampled_capture
             from ..live.streams import capture_blocks
 
-            blocks = capture_blocks(args.input, block, SAMPLE_RATE, sender.stats)
+            rate = _device_rate(args, "input", args.input)
+            blocks = resampled_capture(capture_blocks(args.input, round(block * rate / SAMPLE_RATE), rate,
+                                                      sender.stats), rate)
+            if args.duration is not None:
+                blocks = _first_seconds(blocks, args.duration)
         say(args, f"sending {info.config} tokens to {args.to}: {info.frames_per_packet} positions per "
                   f"datagram, session {packetizer.session:08x}{', authenticated' if key else ''}")
         stats = sender.run(blocks).to_dict()
@@ -178,9 +217,13 @@ def cmd_recv(args: argparse.Namespace) -> int:
         say(args, f"listening on {args.bind}:{sock.getsockname()[1]} for {cfg.name} tokens "
                   f"(sha {codec.model_sha}){', authenticated' if key else ''}")
         if dst is None:
+            from ..live.rate_bridge import ResampledPlayback
             from ..live.streams import PlaybackSink
 
-            sink = PlaybackSink(args.output, SAMPLE_RATE)
+            rate = _device_rate(args, "output", args.output)
+            sink = PlaybackSink(args.output, rate)
+            if rate != SAMPLE_RATE:
+                sink = ResampledPlayback(sink, rate)
             _check_received(args, receive_stream(sock, core, decoder, sink, timeout=args.timeout, wait=args.wait))
         else:
             with atomic_output(dst) as tmp:  # removed again if nothing came

@@ -55,6 +55,9 @@ def add_parser(sub) -> None:
     p.add_argument("--random-weights-ok", action="store_true",
                    help="allow --model preset:NAME (random weights: noise out; fine for timing)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
+    p.add_argument("--device-rate", type=positive_int, metavar="HZ",
+                   help="sample rate to open the devices at (default: the input device's own, e.g. 48000 "
+                        "on JACK); the codec's 16 kHz is resampled to and from it")
     p.add_argument("--block-ms", type=float, default=20.0, metavar="MS",
                    help="audio callback block (default 20 ms = 320 samples)")
     p.add_argument("--jitter-ms", type=float, metavar="MS",
@@ -86,10 +89,16 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise CliError(f"live audio is unavailable: {e}", 1) from None
     if args.duration is not None and args.duration <= 0:
         raise CliError("--duration must be > 0")
-    block = round(args.block_ms * SAMPLE_RATE / 1000)
+    try:
+        rate = args.device_rate or devices.device_rate("input", args.input)
+    except devices.AudioUnavailable as e:
+        raise CliError(f"live audio is unavailable: {e}", 1) from None
+    except ValueError as e:  # no device matching a name
+        raise CliError(f"--input: {e}", 2) from None
+    block = round(args.block_ms * rate / 1000)
     if block < 16:
         raise CliError(f"--block-ms {args.block_ms:g} is too small (at least 1 ms)")
-    engine = _make_engine(args, block)
+    engine = _make_engine(args, block, rate)
     result = _run(args, engine)
     stats = dict(result.stats, interrupted=result.interrupted,
                  input_device=args.input, output_device=args.output)
@@ -106,8 +115,10 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def _make_engine(args, block: int):
+def _make_engine(args, block: int, rate: int = SAMPLE_RATE):
+    """The engine at the devices' ``rate``; a codec made for 16 kHz is resampled around."""
     from ..live import CodecProcessor, LiveEngine, Passthrough
+    from ..live.rate_bridge import ResampledProcessor
 
     if args.passthrough:
         processor = Passthrough(block)
@@ -120,7 +131,11 @@ def _make_engine(args, block: int):
         say(args, f"model {codec.cfg.name}: algorithmic latency {processor.algorithmic_latency_ms:.0f} ms; "
                   "warming up")
         processor.warmup()
-    return LiveEngine(processor, sample_rate=SAMPLE_RATE, block=block, jitter_ms=args.jitter_ms,
+        if rate != SAMPLE_RATE:
+            processor = ResampledProcessor(processor, rate)
+            say(args, f"devices at {rate} Hz: resampled to {SAMPLE_RATE} Hz and back "
+                      f"(+{processor.resampling_lag_ms:.1f} ms)")
+    return LiveEngine(processor, sample_rate=rate, block=block, jitter_ms=args.jitter_ms,
                       max_backlog_ms=args.max_backlog_ms)
 
 

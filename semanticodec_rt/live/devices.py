@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-__all__ = ["AudioUnavailable", "sounddevice", "rescan", "list_devices", "parse_device", "callback_stream",
-           "open_streams"]
+__all__ = ["AudioUnavailable", "sounddevice", "rescan", "list_devices", "parse_device", "device_rate",
+           "callback_stream", "open_streams"]
 
 
 class AudioUnavailable(OSError):
@@ -76,6 +76,17 @@ def parse_device(text: str | None):
         return None
     text = text.strip()
     return int(text) if text.lstrip("-").isdigit() else text
+
+
+def device_rate(direction: str, device: str | None = None) -> int:
+    """The sample rate PortAudio reports as the default of ``device`` (``--input``/``--output``
+    text, ``None``: the default device) for ``direction`` (``"input"`` or ``"output"``), in Hz:
+    what a JACK server runs at, 44100 or 48000 on most sound cards.
+
+    Raises :class:`AudioUnavailable` without PortAudio, ``ValueError`` when no device matches.
+    """
+    sd = sounddevice()
+    return int(round(sd.query_devices(parse_device(device), direction)["default_samplerate"]))
 
 
 def callback_stream(direction: str, on_block, device=None, *, sample_rate: int, block: int = 0,
