@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,20 @@ def test_eval_end_to_end(report):
         entries[("semanticodec", "speech")]["metrics"]["stoi"]["mean"]
     md = (report / "summary.md").read_text()
     assert "lattice" in md and "## speech" in md and "| codec2:1400 |" in md and "![bitrate_quality]" in md
+    # the listening page: all 4 clips (up to 3 per class), reference + 2 codecs each, in one file
+    assert meta["listening_page"] == "listen.html" and "](listen.html)" in md
+    page = (report / "listen.html").read_text()
+    assert page.count("<audio ") == 4 * 3 and page.count("<img ") == 1 + 4
+    assert "speech/congrats.wav" in page and "music/chords.wav" in page
+
+
+@pytest.mark.heavy
+def test_eval_listening_page_loads_in_chromium(report, tmp_path):
+    chromium = require_program("chromium", "chromium")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (report / "listen.html").as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert 'data-check="images 5/5 audio 12/12 failed 0"' in dom.stdout, dom.stderr[-2000:]
 
 
 @pytest.mark.heavy
@@ -331,8 +346,7 @@ def test_nolace_baseline_runs_the_opus_build_on_speech():
     at the stated packet rate, aligned with the input (the 6.5 ms look-ahead removed)."""
     from conftest import unavailable
 
-    from semanticodec_rt.lab.data import DataError
-    from semanticodec_rt.lab.data import opus_source
+    from semanticodec_rt.lab.data import DataError, opus_source
 
     try:
         opus_source.tools()

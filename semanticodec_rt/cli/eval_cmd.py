@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import FORMATTER, MODEL_HELP, PROG, CliError, load_codec, positive_int, progress_enabled
+from .common import (
+    FORMATTER, MODEL_HELP, PROG, CliError, load_codec, nonnegative_int, positive_int, progress_enabled,
+)
 
 _EVAL_TEXTS = (
     "score the codec (and baseline codecs) against reference audio",
@@ -84,6 +86,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="eval-report", metavar="DIR",
                    help="report folder (default eval-report)")
     p.add_argument("--save-audio", action="store_true", help="also write every aligned decode to OUT/audio/")
+    p.add_argument("--listen", type=nonnegative_int, default=3, metavar="N",
+                   help="the listening page OUT/listen.html (one self-contained file: players, spectrograms, "
+                        "tables) holds the first N clips of each class (default 3; 0: no page)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite a report already in --out")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
 
@@ -159,7 +164,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         opts = EvalOptions(
             ref=Path(args.ref), out=out, split=args.split, classes=classes, max_clips=args.max_clips,
             max_seconds=args.max_seconds, baselines=baselines, model_spec=model_spec, steps=args.steps,
-            seed=args.seed, decoded=decoded, metrics=metrics, save_audio=args.save_audio,
+            seed=args.seed, decoded=decoded, metrics=metrics, save_audio=args.save_audio, listen=args.listen,
             progress=progress_enabled(args),
             log=(lambda s: None) if args.quiet else (lambda s: print(s, flush=True)),
             warn=lambda s: print(f"{PROG}: warning: {s}", file=sys.stderr, flush=True),

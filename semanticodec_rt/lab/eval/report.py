@@ -12,7 +12,8 @@
 * ``bitrate_quality.png`` -- each codec's mean STOI / PESQ-WB / ViSQOL / log-mel per class
   against its bitrate;
 * ``spectrogram_<k>_<class>.png`` -- log-mel spectrograms of the original and of every codec
-  for the first clip of up to three classes.
+  for the first clip of up to three classes;
+* ``listen.html`` -- the listening page (:mod:`.page`), written by the run after these.
 
 Figures use matplotlib's Agg canvas (no display, no pyplot state); without matplotlib they are
 skipped and the reason is recorded.
@@ -140,6 +141,9 @@ def markdown(summary: list[dict], meta: dict, metric_names: list[str], reasons: 
         f"{meta['classes'] if isinstance(meta['classes'], str) else ', '.join(meta['classes'])}; "
         f"{meta['n_clips']} clips, {max(hours.values(), default=0):.3f} h scored per codec{cut}",
     ]
+    if meta.get("listening_page"):
+        lines.append(f"- **listening page**: [{meta['listening_page']}]({meta['listening_page']}) (players, "
+                     "spectrograms and metrics per clip; one self-contained file)")
     if meta.get("skipped"):
         lines.append(f"- **skipped clips**: {len(meta['skipped'])} (unreadable; see summary.json)")
     for c in codecs:

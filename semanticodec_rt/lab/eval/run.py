@@ -50,6 +50,8 @@ from . import EvalError
 from . import align as _align
 from . import baselines as _baselines
 from . import metrics as _metrics
+from . import page as _page
+from .page import LISTEN_PER_CLASS
 
 CLASSES = ("speech", "music", "sfx")
 OTHER = "other"
@@ -96,6 +98,7 @@ class EvalOptions:
     decoded: list[DecodedSpec] = field(default_factory=list)  # one row each
     metrics: Optional[list[str]] = None  # None: all
     save_audio: bool = False
+    listen: int = LISTEN_PER_CLASS  # clips per class on the listening page; 0: no page
     progress: bool = False
     log: Callable[[str], None] = lambda s: None
     warn: Callable[[str], None] = lambda s: print(f"warning: {s}", file=sys.stderr)
@@ -406,7 +409,8 @@ def run_eval(opts: EvalOptions, model=None) -> dict:
              f"{', '.join(c.name for c in codecs)}; metrics: {', '.join(names)}")
 
     figure_rels = _figure_clips(clips)
-    figure_audio: dict[str, dict] = {}
+    listen_rels = _listen_clips(clips, opts.listen)
+    figure_audio: dict[str, dict] = {}  # the clips of the figures and of the listening page
     rows: list[dict] = []
     skipped: list[dict] = []
     from tqdm import tqdm
@@ -427,7 +431,7 @@ def run_eval(opts: EvalOptions, model=None) -> dict:
             if "wer" in names and transcript:
                 n_words = len(_metrics.normalize_text(transcript))
                 wer_ref = _metrics.wer(x, x, SAMPLE_RATE, transcript=transcript)
-            if clip.rel in figure_rels:
+            if clip.rel in figure_rels or clip.rel in listen_rels:
                 figure_audio[clip.rel] = {"cls": clip.cls, "original": x, "decodes": {}}
             for codec in codecs:
                 bar.set_postfix_str(f"{codec.name} {Path(clip.rel).name}"[:40], refresh=False)
@@ -462,8 +466,13 @@ def run_eval(opts: EvalOptions, model=None) -> dict:
                    "payload_kbps = the model's token payload",
         "runtime_s": None,
     }
+    meta["listening_page"] = _page.PAGE_NAME if listen_rels else None
     meta["runtime_s"] = round(time.perf_counter() - t0, 1)
-    summary = report.write_report(opts.out, rows, meta, [c.name for c in codecs], names, figure_audio)
+    summary = report.write_report(opts.out, rows, meta, [c.name for c in codecs], names,
+                                  {r: a for r, a in figure_audio.items() if r in figure_rels})
+    if listen_rels:
+        _write_listening_page(opts.out, summary, rows, names, {r: figure_audio[r] for r in listen_rels
+                                                               if r in figure_audio})
     opts.log(f"eval: report in {opts.out} ({len(rows)} scored decodes, {meta['runtime_s']} s)")
     return summary
 
@@ -559,6 +568,28 @@ def _save_audio(path: Path, y: np.ndarray) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(y, -1, 1).astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+
+
+def _listen_clips(clips: list[Clip], per_class: int) -> list[str]:
+    """The first ``per_class`` clips of each class, classes in report order (the page's order)."""
+    chosen: dict[str, list[str]] = {}
+    for c in clips:
+        picked = chosen.setdefault(c.cls, [])
+        if len(picked) < per_class:
+            picked.append(c.rel)
+    order = [k for k in (*CLASSES, OTHER) if k in chosen] + [k for k in chosen if k not in (*CLASSES, OTHER)]
+    return [rel for k in order for rel in chosen[k]]
+
+
+def _write_listening_page(out: Path, summary: dict, rows: list[dict], names: list[str], audio: dict) -> None:
+    """``listen.html``: players and spectrograms of the listening clips, the tables and the chart."""
+    from . import report
+
+    listen = {rel: dict(a, spectrogram=_page.spectrogram_png(f"{a['cls']}: {rel}", a["original"], a["decodes"]))
+              for rel, a in audio.items()}
+    chart = out / report.CHART_NAME
+    _page.write_page(out / _page.PAGE_NAME, summary["summary"], summary["meta"], rows, names, listen,
+                     chart.read_bytes() if chart.exists() else None)
 
 
 def _figure_clips(clips: list[Clip]) -> set[str]:
