@@ -240,6 +240,7 @@ def decompress(scrt: bytes | str | os.PathLike | BinaryIO, model: ModelSpec = No
             chunks = iter([tokens])
         if not info.n_frames:
             raise BitstreamError("the stream holds no tokens")
+        _check_length(info, codec)
         sampler = codec.sampler(steps, cfg_scale)
         windowing = codec.windowing
         with torch.inference_mode(), _bar(progress, info.n_frames // windowing.unit_frames, "decode",
@@ -255,6 +256,19 @@ def decompress(scrt: bytes | str | os.PathLike | BinaryIO, model: ModelSpec = No
 
 
 # -- pieces ----------------------------------------------------------------------------------------
+def _check_length(info: StreamInfo, codec) -> None:
+    """The sample count must be one this model codes as the stream's frame count: a header that
+    says otherwise is damaged or forged, and its ``n_samples`` would size the output (2^50
+    samples of padding) before the frames could disagree at the end of the file."""
+    try:
+        frames = codec.windowing.frames_for_samples(info.n_samples)
+    except (OverflowError, ValueError):
+        frames = None
+    if frames != info.n_frames:
+        raise BitstreamError(f"the stream says {info.n_samples} samples in {info.n_frames} frames, but this "
+                             f"model codes that many samples as {frames} frames (a damaged or forged header)")
+
+
 def _blocks(audio: AudioIn, sample_rate: int | None, mono: str) -> tuple[int, Iterable[torch.Tensor]]:
     """Any accepted input -> (its length at 16 kHz, its validated mono ``[1, n]`` blocks)."""
     if isinstance(audio, (str, os.PathLike)):

@@ -400,3 +400,19 @@ def test_disk_full_while_decoding_is_one_line_and_leaves_nothing(env, encoded, t
     rc, _, err = run(capsys, "decode", encoded, out, "--model", env["model"], "--steps", "1")
     assert_one_line_error(rc, err, "cannot write")
     assert rc == 1 and not list(out.parent.iterdir())
+
+
+@pytest.mark.parametrize("n_samples", [1 << 50, 1 << 28, 1])
+def test_decode_refuses_samples_that_the_frames_do_not_make(env, encoded, tmp_path, capsys, n_samples):
+    """A header naming the right model with a sample count its frames cannot decode to (it would
+    size the output: 2^50 samples of padding) is refused before anything is decoded."""
+    import dataclasses
+
+    from semanticodec_rt.bitstream import write_scrt
+
+    info, ids, _ = read_scrt(encoded)
+    forged = tmp_path / "forged.scrt"
+    write_scrt(forged, dataclasses.replace(info, n_samples=n_samples), ids)
+    rc, _, err = run(capsys, "decode", forged, tmp_path / "out.wav", "--model", env["model"], "--steps", "1")
+    assert_one_line_error(rc, err, "damaged or forged header")
+    assert rc == 2 and not (tmp_path / "out.wav").exists()

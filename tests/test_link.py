@@ -34,6 +34,7 @@ from semanticodec_rt.link import (
     ReceiverCore, SeqWindow, SilentDecoder, WavSink, receive_stream, run_loopback,
 )
 from semanticodec_rt.link.datagram import MAX_DATAGRAM, DatagramKind, decode_datagram, encode_datagram
+from semanticodec_rt.link.sender import file_blocks
 from semanticodec_rt.link.seqwindow import SeqStatus
 from semanticodec_rt.link.worker import DecodeWorker
 
@@ -669,3 +670,20 @@ def test_hello_with_the_models_sha_but_another_layout_is_refused():
         real = Packetizer(info, session=10, hello_every=0)
         core.handle(real.start()[0], 0.1)  # the real talker is still welcome
         assert core.session == 10
+
+
+def test_file_blocks_recut_pieces_and_pace():
+    """A file read in blocks of any size is replayed in blocks of one unit, paced on the clock."""
+    wave = np.arange(10_000, dtype=np.float32)
+    pieces = [wave[:1], wave[1:4000], wave[4000:4001], wave[4001:]]
+    now = [0.0]
+    naps = []
+
+    def sleep(s):
+        naps.append(s)
+        now[0] += s
+
+    got = list(file_blocks(pieces, 2560, SR, clock=lambda: now[0], sleep=sleep))
+    assert [len(b) for b, _ in got] == [2560, 2560, 2560, 2320]
+    assert np.array_equal(np.concatenate([b for b, _ in got]), wave)
+    assert [t for _, t in got] == pytest.approx([0.16, 0.32, 0.48, 0.64]) and len(naps) == 4

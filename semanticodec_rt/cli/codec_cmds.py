@@ -110,8 +110,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     src = input_path(args.input)
     dst = output_path(args.output, args.force, src)
+    source = read_source(src, args.mono)  # bad input fails before the (slow) model load
     codec = load_codec(args)
-    source = read_source(src, args.mono)
     with atomic_output(dst) as tmp:
         info = compress(source, codec, tmp, progress=progress_enabled(args))
     say(args, f"{dst}: {info.n_frames} frames for {info.n_samples / SAMPLE_RATE:.2f} s, "
@@ -135,8 +135,8 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
 
     src = input_path(args.input)
     dst = output_path(args.output, args.force, src, wav=True)
+    source = read_source(src, args.mono)  # bad input fails before the (slow) model load
     codec = load_codec(args)
-    source = read_source(src, args.mono)
     data = compress(source, codec, progress=progress_enabled(args))
     with atomic_output(dst) as tmp:
         report = decompress(data, codec, tmp, **_sampling(args))

@@ -177,13 +177,6 @@ def read_source(path: Path, mono: str):
     return FileWaveform(path, mono=mono).check()
 
 
-def read_wave(path: Path, mono: str):
-    """``[1, N]`` float32 at 16 kHz (validated: finite, non-empty), held whole."""
-    from ..audio.load import load_waveform
-
-    return load_waveform(path, mono=mono)[0]
-
-
 def say_decoded(args, dst: Path, written: int, clipped: int, nonfinite: int = 0) -> None:
     say(args, f"{dst}: {written / SAMPLE_RATE:.2f} s ({written} samples at {SAMPLE_RATE} Hz)")
     if nonfinite:

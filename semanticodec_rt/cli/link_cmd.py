@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .common import (
     FORMATTER, PROG, SAMPLE_RATE, CliError, add_common_options, add_decode_options, add_encode_options,
-    atomic_output, input_path, load_codec, output_path, positive_int, read_wave, say,
+    atomic_output, input_path, load_codec, output_path, positive_int, read_source, say,
 )
 
 _DESCRIPTION = """\
@@ -160,7 +160,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.hello_every < 0:
         raise CliError(f"--hello-every must be >= 0 seconds, got {args.hello_every:g}")
     key = _key(args)
-    wave = read_wave(input_path(args.file), args.mono)[0].numpy() if args.file else None
+    # a file is checked whole first (bad input fails before the model loads), then read in blocks
+    wave = read_source(input_path(args.file), args.mono) if args.file else None
     codec = _rt_codec(args)
     info = _checked_info(link_info(codec, args.frames_per_packet or codec.windowing.unit_frames), key)
     packetizer = Packetizer(info, key=key, hello_every=args.hello_every)

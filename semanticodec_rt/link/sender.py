@@ -271,15 +271,35 @@ class Sender:
             self.sock.sendto(data, self.address)
 
 
-def file_blocks(wave: np.ndarray, block: int, sample_rate: int, *, pace: bool = True,
+def file_blocks(wave, block: int, sample_rate: int, *, pace: bool = True,
                 clock=time.monotonic, sleep=time.sleep) -> Iterator[tuple[np.ndarray, float]]:
-    """Replay ``wave`` ``[n]`` as if captured live: ``block`` samples at a time, each yielded once
-    its last sample would have been recorded (at once when ``pace`` is off)."""
+    """Replay audio as if captured live: ``block`` samples at a time, each yielded once its last
+    sample would have been recorded (at once when ``pace`` is off).
+
+    ``wave`` is a ``[n]`` array, or an iterable of ``[n_i]`` (or ``[1, n_i]``) pieces -- a
+    :class:`~semanticodec_rt.audio.load.FileWaveform` read block by block -- re-cut into
+    ``block``-sample blocks (the last one may be shorter), so a long file is never held whole.
+    """
+    pieces = [wave] if isinstance(wave, np.ndarray) else wave
     block_s = block / sample_rate
     t0 = clock()
-    for k, start in enumerate(range(0, len(wave), block)):
+    held = np.zeros(0, np.float32)
+    k = 0
+
+    def emit(chunk: np.ndarray):
+        nonlocal k
         due = t0 + (k + 1) * block_s if pace else clock()
         wait = due - clock()
         if wait > 0:
             sleep(wait)
-        yield wave[start : start + block], due
+        k += 1
+        return chunk, due
+
+    for piece in pieces:
+        piece = np.asarray(piece, np.float32).reshape(-1)
+        held = piece if not len(held) else np.concatenate([held, piece])
+        while len(held) >= block:
+            yield emit(held[:block])
+            held = held[block:]
+    if len(held):
+        yield emit(held)
