@@ -76,7 +76,7 @@ def test_end_with_a_huge_frame_total_is_refused(total):
     core.poll(t + 2)
     out = core.finish()
     assert core.done and len(out) <= 20 and _played(core) == 20 * TU
-    assert core.n_samples(UNIT_SAMPLES) == 20 * UNIT_SAMPLES - 5
+    assert core.n_samples() == 20 * UNIT_SAMPLES - 5
 
 
 @pytest.mark.parametrize("n_samples", [1 << 50, 1 << 28, 9 * UNIT_SAMPLES])
@@ -87,7 +87,7 @@ def test_end_whose_samples_do_not_fit_its_frames_is_refused(n_samples):
     core.handle(_forged(5, Packet.end(1000, 10 * TU, n_samples)), t)
     assert core.snapshot()["end_refused"] == 1 and core.end is None
     core.handle(_forged(5, Packet.end(1001, 10 * TU, 10 * UNIT_SAMPLES - 7)), t)  # a true one
-    assert core.end is not None and core.n_samples(UNIT_SAMPLES) == 10 * UNIT_SAMPLES - 7
+    assert core.end is not None and core.n_samples() == 10 * UNIT_SAMPLES - 7
 
 
 def test_end_below_the_frames_received_is_refused():
@@ -117,7 +117,7 @@ def test_far_ahead_first_packet_plays_no_silence(first):
     assert len(units) <= 4 and peak < 5_000_000
     snap = core.snapshot()
     assert snap["frames_skipped"] == first // TU * TU and snap["frames_played"] == 4 * TU
-    assert core.n_samples(UNIT_SAMPLES) == 4 * UNIT_SAMPLES
+    assert core.n_samples() == 4 * UNIT_SAMPLES
 
 
 def test_output_never_runs_ahead_of_real_time():

@@ -153,9 +153,11 @@ def _no_subcommand(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     from ..link import Packetizer, Sender, file_blocks, link_info
 
-    if args.duration is not None and (args.duration <= 0 or args.file):
-        raise CliError("--duration needs --input and must be > 0 seconds" if args.duration > 0 or args.file
-                       else f"--duration must be > 0 seconds, got {args.duration:g}")
+    if args.duration is not None:
+        if args.file:
+            raise CliError("--duration is for --input (a file is sent whole)")
+        if args.duration <= 0:
+            raise CliError(f"--duration must be > 0 seconds, got {args.duration:g}")
     family, address = _resolve(args.to)
     if args.hello_every < 0:
         raise CliError(f"--hello-every must be >= 0 seconds, got {args.hello_every:g}")

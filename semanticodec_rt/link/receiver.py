@@ -126,10 +126,7 @@ class ReceiverCore:
             datagrams to send back to where it came from (a keyed link's ACCEPT), usually none.
         """
         try:
-            kind, session, tagged = peek_header(data)
-            if tagged != (self.key is not None):
-                decode_datagram(data, self.key)  # raises: tag missing or unexpected
-            dg = self._decode(data, kind, session)
+            dg = self._decode(data, *peek_header(data))
         except DatagramError as e:
             self.stats.traffic.add(len(data))
             self.stats.reject(e.reason)
@@ -153,9 +150,10 @@ class ReceiverCore:
             self._data(dg, now)
         return []
 
-    def _decode(self, data: bytes, kind: DatagramKind, session: int) -> Datagram:
-        """Check the tag under the key this datagram must carry (keyed DATA: its session's)."""
-        if self.key is None or kind is not DatagramKind.DATA:
+    def _decode(self, data: bytes, kind: DatagramKind, session: int, tagged: bool) -> Datagram:
+        """Check the tag under the key this datagram must carry (keyed DATA: its session's; a
+        missing or unexpected tag is refused by :func:`.datagram.decode_datagram` itself)."""
+        if self.key is None or kind is not DatagramKind.DATA or not tagged:
             return decode_datagram(data, self.key)
         if self.session is not None:
             if session != self.session:  # no key of that session exists here: its tag is unverifiable
@@ -374,15 +372,15 @@ class ReceiverCore:
         out, self._released = self._released + self._conceal(self.jitter.drain()), []
         return out
 
-    def n_samples(self, unit_samples: int) -> int:
+    def n_samples(self) -> int:
         """The length of what was played: END's ``n_samples``, else the whole units of the
         frames received, less the units skipped before the first packet (a late start)."""
         if self.jitter is None:
             return 0
-        skipped = self.jitter.skipped_units * unit_samples
+        skipped = self.jitter.skipped_units * self.unit_samples
         if self.end is not None:
             return max(0, self.end.n_samples - skipped)
-        return max(0, -(-self.jitter.frames_known // self.jitter.tu) * unit_samples - skipped)
+        return max(0, -(-self.jitter.frames_known // self.jitter.tu) * self.unit_samples - skipped)
 
     def snapshot(self) -> dict:
         """``stats.to_dict()`` with the derived packet and buffer figures filled in."""

@@ -67,7 +67,7 @@ def receive_stream(sock: socket.socket, core: ReceiverCore, decoder, sink, *, ti
             _hand_over(core, worker, core.finish(), block=True)
         finally:
             worker.close()
-    sink.close(core.n_samples(decoder.unit_samples))
+    sink.close(core.n_samples())
     st.units_decoded, st.decode_dropped_units = worker.decoded, worker.dropped
     st.decode_queue_max, st.decode_queue_capacity = worker.max_queue, worker.capacity
     st.n_samples = sink.n_samples

@@ -27,11 +27,9 @@ import numpy as np
 import torch
 
 from ..audio.resample import StreamingResampler, reduced_rates, sinc_resample_kernel
+from ..config import SAMPLE_RATE as CODEC_RATE
 
-__all__ = ["CODEC_RATE", "resampling_lag_ms", "ResampledProcessor", "resampled_capture",
-           "ResampledPlayback"]
-
-CODEC_RATE = 16000
+__all__ = ["resampling_lag_ms", "ResampledProcessor", "resampled_capture", "ResampledPlayback"]
 
 
 def _lag_s(orig: int, new: int) -> float:
@@ -50,8 +48,7 @@ def resampling_lag_ms(device: int, rate: int = CODEC_RATE) -> float:
 
 
 def _push(resampler: StreamingResampler, pcm: np.ndarray) -> np.ndarray:
-    if resampler.orig_freq == resampler.new_freq:
-        return np.asarray(pcm, np.float32)
+    """``pcm`` through ``resampler`` (equal rates pass it through unchanged)."""
     return resampler.push(torch.from_numpy(np.ascontiguousarray(pcm, np.float32))).numpy()
 
 
@@ -92,9 +89,6 @@ def resampled_capture(blocks: Iterable[tuple[np.ndarray, float]], device_rate: i
     """``(pcm, captured_at)`` blocks at ``device_rate`` -> the same blocks at ``rate`` (lengths
     vary by a sample as the phases go round; a block whose samples are all still in the
     kernel's reach is held back and joins the next)."""
-    if int(device_rate) == int(rate):
-        yield from blocks
-        return
     down = StreamingResampler(int(device_rate), int(rate))
     for pcm, t in blocks:
         y = _push(down, pcm)
@@ -121,8 +115,7 @@ class ResampledPlayback:
             self.sink.write(y)
 
     def close(self, n_samples: int | None = None) -> None:
-        if self._up.orig_freq != self._up.new_freq:
-            self.sink.write(self._up.flush().numpy())
+        self.sink.write(self._up.flush().numpy())
         self.sink.close()
 
     def __getattr__(self, name):  # the ring's counters (overflows, underruns, ...) for the report

@@ -16,12 +16,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics as _metrics
+from .report import _fmt
 
 PAGE_NAME = "listen.html"
 LISTEN_PER_CLASS = 3  # clips per class with players on the page
@@ -51,12 +51,6 @@ def _figure_png(draw) -> bytes:
     return buf.getvalue()
 
 
-def _fmt(v, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "&ndash;"
-    return f"{v:.{digits}f}" if isinstance(v, float) else html.escape(str(v))
-
-
 def _metric_head(metric_names: list[str]) -> str:
     cells = []
     for m in metric_names:
@@ -71,7 +65,7 @@ def _summary_table(summary: list[dict], cls: str, metric_names: list[str]) -> st
         cells = []
         for m in metric_names:
             v = e["metrics"].get(m) or {}
-            cells.append(f"<td>{_fmt(v.get('mean') if 'mean' in v else v.get('wer'))}</td>")
+            cells.append(f"<td>{_fmt(v.get('mean'))}</td>")
         rows.append(f"<tr><td>{html.escape(e['codec'])}</td><td>{e['n_clips']}</td>"
                     f"<td>{_fmt(e['kbps'], 2)}</td>{''.join(cells)}</tr>")
     return (f"<table><tr><th>codec</th><th>clips</th><th>kbit/s</th>{_metric_head(metric_names)}</tr>"

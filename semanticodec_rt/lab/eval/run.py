@@ -594,11 +594,7 @@ def _write_listening_page(out: Path, summary: dict, rows: list[dict], names: lis
 
 def _figure_clips(clips: list[Clip]) -> set[str]:
     """The first clip of each class (speech, music, sfx, other), up to :data:`FIGURE_CLIPS`."""
-    chosen: dict[str, str] = {}
-    for c in clips:
-        chosen.setdefault(c.cls, c.rel)
-    order = [k for k in (*CLASSES, OTHER) if k in chosen] + [k for k in chosen if k not in (*CLASSES, OTHER)]
-    return {chosen[k] for k in order[:FIGURE_CLIPS]}
+    return set(_listen_clips(clips, 1)[:FIGURE_CLIPS])
 
 
 def _version() -> str:

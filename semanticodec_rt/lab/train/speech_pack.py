@@ -23,11 +23,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..data.opus_source import sha256 as _sha256
+from .speech_loop import MODEL_FILE
+from .speech_run import KMEANS_DONE
 
 __all__ = ["PACK_INDEX", "pack", "unpack"]
 
 PACK_INDEX = "PACK.json"
-_FILES = ("model.safetensors", "recipe.json", "kmeans.json")
+_FILES = (MODEL_FILE, "recipe.json", KMEANS_DONE)
 _STAGES = ("semantic", "codec", "flow")
 _STAGE_FILES = ("state.safetensors", "state.json", "log.jsonl")
 
@@ -40,7 +42,7 @@ def _members(run: Path) -> list[Path]:
     and everything trained on its ids), so nothing can resume that stage any more.
     """
     rel = [Path(f) for f in _FILES] + [Path(s) / f for s in _STAGES for f in _STAGE_FILES]
-    frozen = {Path("semantic/state.safetensors")} if (run / "kmeans.json").is_file() else set()
+    frozen = {Path("semantic/state.safetensors")} if (run / KMEANS_DONE).is_file() else set()
     return [r for r in rel if (run / r).is_file() and r not in frozen]
 
 
@@ -65,7 +67,7 @@ def pack(run: str | Path, dest: str | Path) -> dict:
     """Write ``run``'s model, stage states and records into ``dest`` (float16); returns the index."""
     run, dest = Path(run), Path(dest)
     members = _members(run)
-    if Path("model.safetensors") not in members:
+    if Path(MODEL_FILE) not in members:
         raise FileNotFoundError(f"{run}: no model.safetensors (not a speech run folder?)")
     dest.mkdir(parents=True, exist_ok=True)
     index = {"format": "semanticodec-rt speech run pack 1", "files": {}}
@@ -88,7 +90,7 @@ def unpack(src: str | Path, run: str | Path) -> list[str]:
     if not index_path.is_file():
         raise FileNotFoundError(f"{src}: no {PACK_INDEX} (not a speech run pack)")
     files = json.loads(index_path.read_text())["files"]
-    if (run / "model.safetensors").exists():
+    if (run / MODEL_FILE).exists():
         raise ValueError(f"{run} already holds a model; unpack into a new folder")
     for rel, digest in files.items():
         path = src / rel
