@@ -1,7 +1,7 @@
 """Code an eval set with one model into a folder, for an ``eval --decoded`` row.
 
     python examples/decode_set.py --ref /work/data/core --model old.safetensors --out runs/old \
-        [--split test] [--classes speech] [--steps N] [--threads 1]
+        [--split test] [--classes speech] [--steps N] [--threads 1] [--route auto|speech|general]
     semanticodec-rt eval --ref /work/data/core --classes speech --decoded runs/old=old-default@1.3 ...
 
 For a model that one eval run cannot hold next to another (eval codes with one ``--model``):
@@ -28,6 +28,8 @@ def main() -> int:
     ap.add_argument("--max-clips", type=int, help="at most N clips, balanced over classes (as eval)")
     ap.add_argument("--steps", type=int, help="decoder steps (default: the model's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--route", choices=("auto", "speech", "general"),
+                    help="force a route of a general-route model (default: its router, auto)")
     args = ap.parse_args()
 
     import numpy as np
@@ -47,6 +49,8 @@ def main() -> int:
         print(f"decode_set: {e}", file=sys.stderr)
         return 1
     codec = sc.load_model(args.model)
+    if args.route is not None:
+        codec.decoder.route = args.route
     t0, seconds = time.perf_counter(), 0.0
     for clip in tqdm(clips, desc="decode_set", unit="clip"):
         x, sr = sf.read(str(root / clip.rel), dtype="float32")

@@ -214,6 +214,11 @@ class SpeechConfig:
     pitch_bins: int = 192
     flow_hidden: int = 256
     flow_layers: int = 3
+    # The general-audio route (music, effects): a second regression path to the same features,
+    # a router that picks a route per position from the tokens, a fade at each switch.
+    general_route: bool = False
+    router_hidden: int = 64
+    route_fade_units: int = 2
 
     @property
     def xcorr_lags(self) -> int:
@@ -302,7 +307,7 @@ class CodecConfig:
         # Fields added after the first release are written only when they differ from their
         # default, so that every earlier config keeps its sha (checkpoints, bitstream headers).
         for sub, name, default in _LATE_FIELDS:
-            if d[sub].get(name) == default:
+            if d[sub] is not None and d[sub].get(name) == default:
                 del d[sub][name]
         if d["speech"] is None:  # a later top-level section, omitted when unset
             del d["speech"]
@@ -330,7 +335,8 @@ class CodecConfig:
 
 
 #: (sub-config, field, default) added later; omitted from to_dict() at their default
-_LATE_FIELDS = (("sampler", "spacing", "uniform"),)
+_LATE_FIELDS = (("sampler", "spacing", "uniform"), ("speech", "general_route", False),
+                ("speech", "router_hidden", 64), ("speech", "route_fade_units", 2))
 
 _SUBCONFIGS = {
     "fbank": FbankConfig,
@@ -434,14 +440,15 @@ def rt_config(family: str = "rt-small", token_rate: int = 100, semantic_vocab_si
 
 
 # -- the speech route ----------------------------------------------------------------------------
-def speech_config(family: str = "sp-small", semantic_vocab_size: int = 4096) -> CodecConfig:
+def speech_config(family: str = "sp-small", semantic_vocab_size: int = 4096, general: bool = False) -> CodecConfig:
     """The speech route's preset: 25 positions/s of 2 ids (token rate 50 ids/s, the official
-    convention), 12 + 40 bits per position = 1300 bit/s."""
+    convention), 12 + 40 bits per position = 1300 bit/s.  ``general``: with the general-audio
+    route (same tokens and bits; a second regression path and a router in the decoder)."""
     if family != "sp-small":
         raise ValueError(f"unknown speech family {family!r}; known: sp-small")
-    sp = SpeechConfig()
+    sp = SpeechConfig(general_route=general)
     return CodecConfig(
-        name=f"{family}-r50-v{semantic_vocab_size}",
+        name=f"{family}-r50-v{semantic_vocab_size}" + ("-g" if general else ""),
         token_rate=50,
         semantic_vocab_size=semantic_vocab_size,
         window_frames=(sp.context_units + 1) * sp.unit_frames,
@@ -459,4 +466,5 @@ PRESETS: dict[str, CodecConfig] = {
 }
 PRESETS.update({f"{fam}-r{r}": rt_config(fam, r) for fam in RT_FAMILIES for r in TOKEN_RATES})
 PRESETS["sp-small-r50"] = speech_config("sp-small")
+PRESETS["sp-small-r50-g"] = speech_config("sp-small", general=True)
 

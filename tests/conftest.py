@@ -301,3 +301,34 @@ def private_jack_server(rate: int, period: int):
         sd._terminate()  # drop PortAudio's JACK client before its server goes
         server.stop()
         sd._initialize()
+
+
+# -- speech-route helpers ------------------------------------------------------------------------
+def write_tiny_streams(folder: Path, pcm: np.ndarray) -> None:
+    """A train and a valid feature stream (as ``data features`` writes) of ``pcm`` int16 with
+    random features (pitch term in range): enough for a few training steps of any stage."""
+    rng = np.random.default_rng(0)
+    feat = rng.standard_normal((-(-len(pcm) // 160), 20)).astype(np.float32)
+    feat[:, 18] = rng.uniform(-1.4, 1.4, len(feat))
+    for split in ("train", "valid"):
+        np.save(folder / f"{split}.pcm.npy", pcm)
+        np.save(folder / f"{split}.feat.npy", feat)
+    stats = {"mean": feat.mean(0).tolist(), "std": feat.std(0).tolist(), "silence": feat[0].tolist()}
+    (folder / "stats.json").write_text(json.dumps(stats))
+
+
+def decode_in_pieces(codec, tokens: torch.Tensor, pieces_seed: int = 0, **kw) -> torch.Tensor:
+    """Stream ``tokens`` ``[B, U, 2]`` through ``codec.stream_decoder(**kw)`` in random pieces of
+    1 to 3 positions (``pieces_seed`` picks them), flushed: the streamed decode to compare with
+    the offline one."""
+    import random
+
+    rng = random.Random(pieces_seed)
+    dec = codec.stream_decoder(batch_size=tokens.shape[0], **kw)
+    out, i = [], 0
+    while i < tokens.shape[1]:
+        k = rng.randint(1, 3)
+        out.append(dec.push(tokens[:, i : i + k]))
+        i += k
+    out.append(dec.flush())
+    return torch.cat(out, -1)

@@ -66,7 +66,7 @@ def sanity(speech):
     ref = speech[: int(SANITY_S * SR)]
     lowpass = sosfiltfilt(butter(8, 3500, fs=SR, output="sos"), ref)  # zero phase: no delay
     noise = np.random.default_rng(0).standard_normal(len(ref)) * np.sqrt(np.mean(ref**2))
-    names = ["stoi", "estoi", "pesq_wb", "visqol", "logmel", "si_sdr"]
+    names = ["stoi", "estoi", "pesq_wb", "visqol", "visqol_audio", "logmel", "si_sdr"]
     scores = {}
     for label, deg in (("identity", ref), ("lowpass", lowpass), ("noise", noise)):
         values, notes = M.score(ref, deg, SR, names)
@@ -81,16 +81,36 @@ def test_identity_scores_perfect(sanity):
     assert s["stoi"] > 0.999 and s["estoi"] > 0.999
     assert s["pesq_wb"] > 4.5  # the scale tops out at 4.64
     assert s["visqol"] > 4.5
+    assert s["visqol_audio"] > 4.5  # the audio mode's top is ~4.73
     assert s["logmel"] == pytest.approx(0.0, abs=1e-9)
     assert s["si_sdr"] > 100
 
 
 @pytest.mark.heavy
-@pytest.mark.parametrize("metric", ["stoi", "estoi", "pesq_wb", "visqol", "logmel", "si_sdr"])
+@pytest.mark.parametrize("metric", ["stoi", "estoi", "pesq_wb", "visqol", "visqol_audio", "logmel", "si_sdr"])
 def test_lowpass_lower_noise_lowest(sanity, metric):
     sign = 1 if M.INFO[metric].higher_is_better else -1
     ident, low, noise = (sign * sanity[k][metric] for k in ("identity", "lowpass", "noise"))
     assert ident > low > noise, f"{metric}: identity {ident}, low-pass {low}, noise {noise}"
+
+
+def test_visqol_audio_is_opt_in():
+    """The slow audio mode runs only when named (or with "all"); its settings say 48 kHz."""
+    assert "visqol_audio" not in M.parse_metric_names(None)
+    assert "visqol_audio" in M.parse_metric_names("all")
+    assert M.parse_metric_names("visqol_audio,stoi") == ["stoi", "visqol_audio"]
+    assert M.settings()["visqol_audio"]["sample_rate"] == 48000
+
+
+@pytest.mark.heavy
+def test_visqol_audio_scores_short_clips(speech):
+    """A 0.4 s effect still gets a score (padded to 1 s): identity near the top, noise lower."""
+    ref = speech[: int(0.4 * SR)]
+    noise = np.random.default_rng(1).standard_normal(len(ref)) * np.sqrt(np.mean(ref**2))
+    M.clear_failures()
+    same, noisy = M.visqol_audio(ref, ref), M.visqol_audio(ref, noise)
+    assert not M.last_failures()
+    assert same > 4.5 and noisy < same - 0.3
 
 
 def test_visqol_mapping_is_pinned():

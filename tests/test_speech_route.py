@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import decode_in_pieces, write_tiny_streams
 
 from semanticodec_rt.codec import SemantiCodec
 from semanticodec_rt.config import PRESETS, CodecConfig
@@ -151,15 +152,7 @@ def test_decode_stream_equals_offline_and_options(codec):
     tokens = codec.encode(x)
     ref = codec.decode(tokens, seed=7)
     assert ref.shape == (2, 1, tokens.shape[1] * 640)
-    rng = random.Random(0)
-    dec = codec.stream_decoder(batch_size=2, seed=7)
-    out, i = [], 0
-    while i < tokens.shape[1]:
-        k = rng.randint(1, 3)
-        out.append(dec.push(tokens[:, i : i + k]))
-        i += k
-    out.append(dec.flush())
-    assert torch.equal(torch.cat(out, -1), ref)
+    assert torch.equal(decode_in_pieces(codec, tokens, seed=7), ref)
     assert torch.equal(codec.decode(tokens, seed=7), ref)  # reproducible
     assert not torch.equal(codec.decode(tokens, seed=8), ref)  # the flow's noise is seeded
     reg = codec.decode(tokens, steps=0, seed=7)
@@ -195,16 +188,7 @@ def test_checkpoint_roundtrip(codec, tmp_path):
 
 # -- training ------------------------------------------------------------------------------------
 def _tiny_streams(folder, seconds: float = 12.0):
-    rng = np.random.default_rng(0)
-    n = int(seconds * 16000)
-    pcm = (_voiced(n, seed=11).numpy() * 20000).astype(np.int16)
-    feat = rng.standard_normal((-(-n // 160), 20)).astype(np.float32)
-    feat[:, 18] = rng.uniform(-1.4, 1.4, len(feat))
-    for split in ("train", "valid"):
-        np.save(folder / f"{split}.pcm.npy", pcm)
-        np.save(folder / f"{split}.feat.npy", feat)
-    stats = {"mean": feat.mean(0).tolist(), "std": feat.std(0).tolist(), "silence": feat[0].tolist()}
-    (folder / "stats.json").write_text(json.dumps(stats))
+    write_tiny_streams(folder, (_voiced(int(seconds * 16000), seed=11).numpy() * 20000).astype(np.int16))
 
 
 @pytest.mark.parametrize("stage", ["semantic", "codec", "flow"])

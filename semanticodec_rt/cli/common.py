@@ -83,6 +83,9 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed; equal seeds give equal audio (default 0)")
     p.add_argument("--float", action="store_true", help="write 32-bit float samples instead of 16-bit PCM")
+    p.add_argument("--route", choices=("auto", "speech", "general"),
+                   help="models with a general-audio route: let the router pick per 40 ms position from the "
+                        "tokens (auto, the default) or force the speech or the general (music, effects) route")
 
 
 def _int_at_least(text: str, low: int) -> int:
@@ -126,9 +129,18 @@ def load_codec(args: argparse.Namespace):
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     try:
-        return load_model(args.model, device=args.device, random_weights_ok=args.random_weights_ok)
+        codec = load_model(args.model, device=args.device, random_weights_ok=args.random_weights_ok)
     except ModelSpecError as e:
         raise CliError(str(e)) from None
+    route = getattr(args, "route", None)
+    if route is not None:
+        if not hasattr(codec.decoder, "route"):
+            raise CliError(f"--route: {codec.cfg.name} decodes through one route only (no router)")
+        try:
+            codec.decoder.route = route
+        except ValueError as e:
+            raise CliError(f"--route: {e}") from None
+    return codec
 
 
 # -- files -------------------------------------------------------------------------------------------

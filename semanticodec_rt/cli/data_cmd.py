@@ -75,11 +75,12 @@ def add_parser(sub) -> None:
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
 
     f = dsub.add_parser(
-        "features", help="the speech route's training streams: audio at random levels + FARGAN features",
+        "features", help="the speech (or general-audio) route's training streams: audio at random levels + FARGAN features",
         description="""\
 Write, per split (train, valid), one long 16 kHz stream of the corpus clips (shuffled, each
 at a random active level in -42..-12 dBFS, short random gaps; all speech and effects, music
-excerpts up to 20 % of the speech time) and opus's FARGAN feature analysis of it
+excerpts up to 20 % of the speech time; with --mix general: a quarter of every music track
+in excerpts, all effects, speech clips up to 15 % of that) and opus's FARGAN feature analysis of it
 (OUT/<split>.pcm.npy, .feat.npy, .clips.jsonl, OUT/stats.json).  The analysis is the Debian
 opus 1.5.2 source build, fetched and built on first use (about 2 minutes).  test and
 test_unseen are never read.""",
@@ -88,6 +89,8 @@ test_unseen are never read.""",
     f.add_argument("--ref", required=True, metavar="CORPUS", help="corpus folder (from 'data build')")
     f.add_argument("--out", required=True, metavar="DIR", help="the stream folder (created; keep it outside git)")
     f.add_argument("--seed", type=int, default=0, help="shuffle, level and excerpt seed (default 0)")
+    f.add_argument("--mix", choices=("speech", "general"), default="speech",
+                   help="speech: the speech route's mix (default); general: music and effects first")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no messages")
 
     t = dsub.add_parser(
@@ -138,7 +141,7 @@ def cmd_data_features(args: argparse.Namespace) -> int:
     if not (Path(args.ref) / "manifest.jsonl").exists():
         raise CliError(f"--ref {args.ref}: no manifest.jsonl (build the corpus with '{PROG} data build')")
     try:
-        stats = build_streams(args.ref, args.out, seed=args.seed)
+        stats = build_streams(args.ref, args.out, seed=args.seed, mix=args.mix)
     except (DataError, ValueError) as e:
         raise CliError(str(e)) from None
     if not args.quiet:

@@ -82,7 +82,8 @@ def add_parser(sub) -> None:
                         "decoded with NoLACE; builds the opus source on first use), or 'none' (default "
                         "codec2:1400,codec2:700C,opus:6; none with --decoded)")
     p.add_argument("--metrics", metavar="LIST",
-                   help="stoi,estoi,pesq_wb,visqol,logmel,si_sdr,wer or all (default all)")
+                   help="stoi,estoi,pesq_wb,visqol,visqol_audio,logmel,si_sdr,wer, or all (default: all but "
+                        "visqol_audio, ViSQOL's audio mode for music and effects, ~0.2 s per second of audio)")
     p.add_argument("--out", default="eval-report", metavar="DIR",
                    help="report folder (default eval-report)")
     p.add_argument("--save-audio", action="store_true", help="also write every aligned decode to OUT/audio/")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .common import FORMATTER, CliError, positive_int, progress_enabled, say
 
-STAGE_CHOICES = ("mae", "kmeans", "vae", "vocoder", "ldm", "export", "distill", "speech")
+STAGE_CHOICES = ("mae", "kmeans", "vae", "vocoder", "ldm", "export", "distill", "speech", "general")
 
 _DESCRIPTION = """\
 Train a model from a corpus (see 'semanticodec-rt data build'), one stage at a time, in this
@@ -33,6 +33,10 @@ from the feature streams of 'semanticodec-rt data features' (--data STREAMS):
            residual flow, every unfinished stage in turn, resumable to the step (--max-minutes
            stops it in slices); 'train export --out RUN_DIR' then writes the model (float16
            by default for a speech run)
+  general  the general-audio route (music, effects) on a finished speech model (--base RUN_DIR
+           or checkpoint): a second regression path, then the router that picks a path per
+           position, on streams of 'data features --mix general'; tokens and the speech path
+           stay exactly as they were; --set general_steps=N,router_steps=N
 
 All stages of one model share RUN_DIR (one sub-folder each: config.json, log.jsonl, ckpt/,
 final.safetensors).  Checkpoints every STAGE.ckpt_every steps and when stopped (Ctrl-C,
@@ -53,6 +57,8 @@ examples:
   semanticodec-rt train speech --data streams --out runs/speech --threads 1 --max-minutes 170
   semanticodec-rt train speech --data streams --out runs/speech2 --from-pack resume/sp-small-r50 \
       --set codec_steps=40000
+  semanticodec-rt data features --ref corpus --out general_streams --mix general
+  semanticodec-rt train general --base runs/speech --data general_streams --out runs/general --threads 1
   semanticodec-rt train distill --teacher official:ckpts:100:32768 --data corpus --out runs/official-d \
       --device cuda --precision bf16"""
 
@@ -82,6 +88,8 @@ def add_parser(sub) -> None:
     p.add_argument("--from-pack", metavar="DIR",
                    help="speech: start RUN_DIR from a float16 run pack (e.g. the repository's "
                         "resume/sp-small-r50), then resume it")
+    p.add_argument("--base", metavar="RUN_DIR|FILE",
+                   help="general: the speech model to extend (a speech run folder or an exported checkpoint)")
     p.add_argument("--model-out", metavar="FILE", help="export: checkpoint path (default RUN_DIR/model.safetensors)")
     p.add_argument("--fp16", action="store_true", help="export: store float16 tensors (half the size)")
     p.add_argument("--storage", choices=("float32", "float16", "int8"),
@@ -97,6 +105,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.stage == "general":
+        return _cmd_general(args)
     if args.stage == "speech" or (args.stage == "export" and _is_speech_run(args.out)):
         return _cmd_speech(args)
     if args.stage == "export":
@@ -182,4 +192,39 @@ def _cmd_speech(args: argparse.Namespace) -> int:
                                    threads=args.threads, log=lambda s: say(args, s))
     cpu_h = sum(record["cpu_s"].values()) / 3600
     say(args, f"speech: {', '.join(speech_run.progress(args.out))}; {cpu_h:.2f} CPU-hours so far")
+    return 0
+
+
+#: ``train general --set`` keys and their defaults
+GENERAL_SETTINGS = {"general_steps": 6000, "router_steps": 1500, "batch": 16, "units": 64, "lr": 1e-3,
+                    "precision": "bf16", "seed": 0}
+
+
+def _cmd_general(args: argparse.Namespace) -> int:
+    """``train general``: the general path and the router on a finished speech model."""
+    from ..lab.train import general_run
+
+    if not args.base:
+        raise CliError("--base RUN_DIR|FILE is required (the speech model to extend)")
+    if not Path(args.base).exists():
+        raise CliError(f"--base {args.base}: no such run folder or file")
+    if not args.data or not (Path(args.data) / "stats.json").exists():
+        raise CliError("--data STREAMS is required: a folder from 'semanticodec-rt data features --mix general'")
+    settings = dict(GENERAL_SETTINGS)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in settings:
+            raise CliError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(settings)}")
+        try:
+            settings[key] = type(settings[key])(value)
+        except ValueError:
+            raise CliError(f"--set {item!r}: {key} takes a {type(settings[key]).__name__}") from None
+    try:
+        record = general_run.run_general(args.base, args.data, args.out, max_minutes=args.max_minutes,
+                                         log=lambda s: say(args, s), **settings)
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(str(e)) from None
+    cpu_h = sum(record["cpu_s"].values()) / 3600
+    say(args, f"general: {', '.join(f'{k} {v / 3600:.2f} CPU-h' for k, v in record['cpu_s'].items())} "
+              f"({cpu_h:.2f} CPU-hours); 'train export --out {args.out}' writes the model")
     return 0

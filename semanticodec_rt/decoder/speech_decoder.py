@@ -7,6 +7,12 @@ the mean features and the pitch logits; the flow residual (:mod:`.speech.flow`),
 (:mod:`.speech.pitch`).  The features are then de-normalised and voiced by FARGAN, one stream
 per batch item, in the C++ kernel (the torch twin where the extension is missing).
 
+With ``cfg.speech.general_route`` the decoder has a second regression path, ``general``
+(trained on music and effects, same features, no flow residual), and a router
+(:mod:`.speech.router`) that picks the path per position from the tokens and fades between
+the two at a switch; :attr:`SpeechDecoder.route` forces one path ("speech", "general") or lets
+the router choose ("auto", the default).
+
 The vocoder is not part of this module's state (its weights are opus's, shipped once in
 ``assets/fargan.safetensors`` and named by their own sha256); whoever builds the codec attaches
 it with :meth:`SpeechDecoder.attach_vocoder`.
@@ -25,6 +31,7 @@ from .diffusion.noise import window_noise
 from .speech.flow import ResidualFlow
 from .speech.pitch import decode_pitch
 from .speech.regression import CONTINUOUS, FeatureRegressor
+from .speech.router import ROUTES, RouteClassifier, RouteState, decide, fade_weights
 from .synthesis.fargan import NB_FEATURES, PRIME_FRAMES
 
 #: feature columns the continuous outputs fill (cepstrum 0..17, pitch correlation 19)
@@ -34,11 +41,14 @@ PITCH_COLUMN = 18
 
 @dataclass
 class DecoderState:
-    """What a stream carries: the regression GRU state, positions seen, the vocoders."""
+    """What a stream carries: the regression GRU state(s), positions seen, the vocoders."""
 
     regression: object = None
     position: int = 0  # index of the next position whose features are emitted
     vocoders: list = field(default_factory=list)
+    general: object = None  # the general path's GRU state (general route only)
+    router: RouteState = field(default_factory=RouteState)
+    route_logit: torch.Tensor | None = None  # the router's latest logit [B]
 
 
 class SpeechDecoder(nn.Module):
@@ -52,6 +62,11 @@ class SpeechDecoder(nn.Module):
         self.regressor = FeatureRegressor(in_dim, sp.dec_hidden, sp.unit_frames, sp.pitch_bins, sp.lookahead_units)
         self.flow = ResidualFlow(sp.unit_frames * CONTINUOUS, self.regressor.context_dim, sp.flow_hidden,
                                  sp.flow_layers)
+        if sp.general_route:
+            self.general = FeatureRegressor(in_dim, sp.dec_hidden, sp.unit_frames, sp.pitch_bins,
+                                            sp.lookahead_units)
+            self.router = RouteClassifier(in_dim, sp.router_hidden)
+        self._route = "auto"
         # Feature statistics of the training data: the network works on normalised features.
         self.register_buffer("feature_mean", torch.zeros(NB_FEATURES))
         self.register_buffer("feature_std", torch.ones(NB_FEATURES))
@@ -64,6 +79,31 @@ class SpeechDecoder(nn.Module):
         """Use ``fargan`` (:class:`~.synthesis.fargan.FARGAN`) to voice the features.  Set around
         ``nn.Module``'s registration, so the vocoder stays out of this module's state dict."""
         object.__setattr__(self, "vocoder", fargan)
+
+    @property
+    def route(self) -> str:
+        """"auto" (the router picks per position), "speech" or "general" (forced)."""
+        return self._route
+
+    @route.setter
+    def route(self, mode: str) -> None:
+        if mode not in ROUTES:
+            raise ValueError(f"route must be one of {ROUTES}, got {mode!r}")
+        if mode != "speech" and not self.cfg.speech.general_route:
+            raise ValueError(f"route {mode!r}: this model has no general-audio route")
+        self._route = mode
+
+    @torch.no_grad()
+    def routes(self, cond: torch.Tensor) -> torch.Tensor:
+        """Token features ``[B, U, in]`` -> the route in force at each emitted position
+        ``[B, U - lookahead]`` bool (True: general), as a stream decodes it (the router's logit
+        once ``lookahead`` more positions have arrived, hysteresis, :attr:`route` honoured)."""
+        if not self.cfg.speech.general_route:
+            return torch.zeros(cond.shape[0], max(0, cond.shape[1] - self.regressor.lookahead), dtype=torch.bool)
+        prob = torch.sigmoid(self.router(cond))
+        st = RouteState()
+        la = self.regressor.lookahead
+        return torch.stack([decide(prob[:, u], st, self._route) for u in range(la, cond.shape[1])], 1)
 
     # -- features ---------------------------------------------------------------------------------
     def normalise(self, features: torch.Tensor) -> torch.Tensor:
@@ -108,9 +148,13 @@ class SpeechDecoder(nn.Module):
         """One position's token features ``[B, in]`` -> pcm ``[B, n]`` (n = 640 once the
         lookahead is filled, else 0)."""
         out, state.regression = self.regressor.step(cond, state.regression)
+        out_g = None
+        if self.cfg.speech.general_route:
+            out_g, state.general = self.general.step(cond, state.general)
+            state.route_logit, state.router.h = self.router.step(cond, state.router.h)
         if out is None:
             return cond.new_zeros(cond.shape[0], 0)
-        return self._voice(out, state, steps, seed)
+        return self._voice(out, state, steps, seed, out_g)
 
     @torch.no_grad()
     def finish(self, state: DecoderState, *, steps: int, seed: int) -> torch.Tensor:
@@ -121,16 +165,32 @@ class SpeechDecoder(nn.Module):
         pcm = []
         for _ in range(self.regressor.lookahead):
             out, state.regression = self.regressor.step(silent, state.regression)
+            out_g = None
+            if self.cfg.speech.general_route:  # the router keeps its last decision over the tail
+                out_g, state.general = self.general.step(silent, state.general)
             if out is not None:
-                pcm.append(self._voice(out, state, steps, seed))
+                pcm.append(self._voice(out, state, steps, seed, out_g))
         return torch.cat(pcm, -1) if pcm else torch.zeros(b, 0)
 
-    def _voice(self, out, state: DecoderState, steps: int, seed: int) -> torch.Tensor:
+    def _voice(self, out, state: DecoderState, steps: int, seed: int, out_g=None) -> torch.Tensor:
         b = out[0].shape[0]
         noise = self.flow_noise(seed, state.position, b) if steps > 0 else None
         feats = self.position_features(out, steps, noise)  # [B, F, 20]
+        if out_g is not None:
+            feats = self._route_features(feats, out_g, state)
         state.position += 1
         return torch.stack([v.synthesize(feats[i]) for i, v in enumerate(state.vocoders)])
+
+
+    def _route_features(self, speech: torch.Tensor, out_g, state: DecoderState) -> torch.Tensor:
+        """The speech path's features ``[B, F, 20]`` faded towards the general path's by the
+        router's decision (the latest logit: it has seen ``lookahead`` positions more)."""
+        general = self.to_features(out_g[0], out_g[1])
+        prob = torch.sigmoid(state.route_logit)
+        target = decide(prob, state.router, self._route)
+        f = speech.shape[1]
+        w = fade_weights(state.router, target, f, self.cfg.speech.route_fade_units * f)  # [B, F]
+        return speech + w[..., None] * (general - speech)
 
 
 class _VocoderStream:

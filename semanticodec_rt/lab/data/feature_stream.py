@@ -19,9 +19,12 @@ that match the audio at every boundary.  Why random levels: the issue's unseen r
 at a level the codebook had not seen; each clip gets an active level drawn uniformly in
 ``LEVEL_DBFS`` (a few clip at full scale, as loud real inputs do).
 
-Speech is weighted: all speech of the split, all sound effects, and music excerpts up to
-``MUSIC_SHARE`` of the speech duration (the speech route must not break on music, but it is
-trained for speech).  test and test_unseen are never read, so test speakers stay out.
+Two mixes.  ``speech`` (the speech route's): all speech of the split, all sound effects, and
+music excerpts up to ``MUSIC_SHARE`` of the speech duration (the speech route must not break on
+music, but it is trained for speech).  ``general`` (the general-audio route's): music excerpts
+from every track up to ``GENERAL_MUSIC_SHARE`` of the split's music, all sound effects, and
+whole speech clips up to ``GENERAL_SPEECH_SHARE`` of that (so mixed-content boundaries and the
+odd voice still occur).  test and test_unseen are never read, so test speakers stay out.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ LEVEL_DBFS = (-42.0, -12.0)  # active RMS level of a clip
 GAP_S = (0.0, 0.3)
 MUSIC_SHARE = 0.2
 MUSIC_EXCERPT_S = 8.0
+GENERAL_MUSIC_SHARE = 0.25
+GENERAL_SPEECH_SHARE = 0.15
+MIXES = ("speech", "general")
 SR = 16000
 FRAME = 160
 
@@ -53,17 +59,29 @@ def active_rms_db(x: np.ndarray) -> float:
     return 10 * np.log10(np.mean(top) + 1e-18)
 
 
-def _pieces(entries: list[dict], root: Path, rng: np.random.Generator):
+def _pieces(entries: list[dict], root: Path, rng: np.random.Generator, mix: str = "speech"):
     """(entry, float32 samples) of the split: speech and sfx whole, music as excerpts."""
     import soundfile as sf
 
-    speech_s = sum(e["dur"] for e in entries if e["cls"] == "speech")
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
     music = [e for e in entries if e["cls"] == "music"]
-    budget = MUSIC_SHARE * speech_s
+    whole = [e for e in entries if e["cls"] != "music"]
+    if mix == "speech":
+        budget = MUSIC_SHARE * sum(e["dur"] for e in entries if e["cls"] == "speech")
+    else:
+        budget = GENERAL_MUSIC_SHARE * sum(e["dur"] for e in music)
+        speech = [e for e in whole if e["cls"] == "speech"]
+        room = GENERAL_SPEECH_SHARE * (budget + sum(e["dur"] for e in whole if e["cls"] == "sfx"))
+        keep, total = set(), 0.0
+        for i in rng.permutation(len(speech)):
+            if total >= room:
+                break
+            keep.add(id(speech[i]))
+            total += speech[i]["dur"]
+        whole = [e for e in whole if e["cls"] != "speech" or id(e) in keep]
     per_track = budget / max(1, len(music))
-    for e in entries:
-        if e["cls"] == "music":
-            continue
+    for e in whole:
         x, sr = sf.read(str(root / e["path"]), dtype="float32")
         if sr != SR or x.ndim != 1:
             raise ValueError(f"{e['path']}: expected 16 kHz mono")
@@ -77,10 +95,11 @@ def _pieces(entries: list[dict], root: Path, rng: np.random.Generator):
             yield e, x[s : s + n]
 
 
-def build_split(root: Path, entries: list[dict], out: Path, split: str, seed: int, progress=None) -> dict:
+def build_split(root: Path, entries: list[dict], out: Path, split: str, seed: int, progress=None,
+                mix: str = "speech") -> dict:
     """Write one split's stream, features and clip list; returns a summary."""
     rng = np.random.default_rng(seed)
-    pieces = list(_pieces(entries, root, rng))
+    pieces = list(_pieces(entries, root, rng, mix))
     order = rng.permutation(len(pieces))
     chunks, clips, pos = [], [], 0
     for i in order:
@@ -106,8 +125,9 @@ def build_split(root: Path, entries: list[dict], out: Path, split: str, seed: in
     return {"samples": len(pcm), "frames": len(feats), "clips": len(clips), "hours": hours}
 
 
-def build_streams(ref: str | Path, out: str | Path, seed: int = 0, splits=("train", "valid")) -> dict:
-    """Build every split's stream and ``stats.json``; returns the summary."""
+def build_streams(ref: str | Path, out: str | Path, seed: int = 0, splits=("train", "valid"),
+                  mix: str = "speech") -> dict:
+    """Build every split's stream (``mix``: see the module doc) and ``stats.json``; returns the summary."""
     from tqdm import tqdm
 
     ref, out = Path(ref), Path(out)
@@ -118,7 +138,7 @@ def build_streams(ref: str | Path, out: str | Path, seed: int = 0, splits=("trai
     for k, split in enumerate(splits):
         sel = [e for e in entries if e["split"] == split]
         with tqdm(total=len(sel), desc=f"features {split}", unit="clip") as bar:
-            summary[split] = build_split(root, sel, out, split, seed + k, bar.update)
+            summary[split] = build_split(root, sel, out, split, seed + k, bar.update, mix)
     feats = np.load(out / "train.feat.npy").astype(np.float64)  # one conversion for mean and std
     silence = opus_source.fargan_features(np.zeros(SR, np.int16))[:, :20]
     stats = {
@@ -128,6 +148,7 @@ def build_streams(ref: str | Path, out: str | Path, seed: int = 0, splits=("trai
         "summary": summary,
         "level_dbfs": LEVEL_DBFS,
         "seed": seed,
+        "mix": mix,
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=1))
     return stats

@@ -8,6 +8,9 @@ estoi       extended STOI                                 pystoi                
 pesq_wb     PESQ wide-band (P.862.2), MOS-LQO 1.04-4.64   pesq                  higher
 visqol      ViSQOL v3 speech mode at 16 kHz, MOS-LQO      visqol-python (+      higher (1-5)
             (mapping pinned, see below)                   ai-edge-litert)
+visqol_     ViSQOL v3 audio mode (music, effects): 48 kHz visqol-python         higher (1-5)
+audio       of the 16 kHz pair upsampled, SVR mapping;
+            opt-in (not in the default set)
 logmel      log-mel L1 distance (own, see below)          numpy                 lower (0 = same)
 si_sdr      scale-invariant SDR in dB (own)               numpy                 higher
 wer         word error rate of pocketsphinx en-us ASR     pocketsphinx          lower (0 = exact)
@@ -24,6 +27,14 @@ the two give very different scales (codec2 1600: 2.13 vs 3.13).  This module pin
 (:data:`VISQOL_SPEECH_MAPPING`, ``"lattice"``: ai-edge-litert installs cleanly on the project's
 machines) and never falls back: without ai-edge-litert ViSQOL is NaN with a reason, so scores
 from different installs stay comparable.  Reports record the mapping.
+
+**ViSQOL audio mode.**  The mode meant for music and general sound: it works at 48 kHz only, so
+both signals are upsampled from 16 kHz (:func:`semanticodec_rt.audio.resample.resample`, the same
+filter for both: what is above 8 kHz is empty in each and the score compares the 0-8 kHz band),
+then mapped to MOS by visqol's bundled support-vector model.  Its patches need ~0.96 s of audio,
+so a pair shorter than :data:`VISQOL_AUDIO_MIN_S` is padded with the same silence at the end of
+both signals (short sound effects would otherwise have no score).  It costs ~0.2 s per second of audio,
+so it is opt-in (``--metrics ...,visqol_audio``; :data:`DEFAULT_METRICS` leaves it out).
 
 **log-mel distance.**  Mean absolute difference of ``log(mel + 1e-5)`` where mel is the power
 spectrogram (Hann window, n_fft 1024, hop 256, centred with zero padding) through 80 Slaney-style
@@ -86,6 +97,7 @@ INFO = {
         MetricInfo("estoi", "ESTOI", True, "pystoi"),
         MetricInfo("pesq_wb", "PESQ-WB", True, "pesq"),
         MetricInfo("visqol", "ViSQOL", True, "visqol-python"),
+        MetricInfo("visqol_audio", "ViSQOL-audio", True, "visqol-python"),
         MetricInfo("logmel", "log-mel L1", False, None),
         MetricInfo("si_sdr", "SI-SDR", True, None, "dB"),
         MetricInfo("wer", "WER", False, "pocketsphinx"),
@@ -257,6 +269,49 @@ def visqol_speech(ref, deg, sr: int = SAMPLE_RATE) -> float:
         return _fail("visqol", f"{type(e).__name__}: {e}")
 
 
+_visqol_audio_api = None
+#: the only rate visqol's audio mode accepts
+VISQOL_AUDIO_RATE = 48000
+#: shorter pairs are padded with silence to this length (the audio mode's shortest input)
+VISQOL_AUDIO_MIN_S = 1.0
+
+
+def _visqol_audio():
+    global _visqol_audio_api
+    if _visqol_audio_api is None:
+        mod = _import("visqol_audio", "visqol", "visqol-python (pip install visqol-python libsvm-official)")
+        if mod is None:
+            return None
+        import logging
+
+        logging.getLogger("visqol").setLevel(logging.ERROR)
+        api = mod.VisqolApi()
+        api.create(mode="audio")
+        _visqol_audio_api = api
+    return _visqol_audio_api
+
+
+def visqol_audio(ref, deg, sr: int = SAMPLE_RATE) -> float:
+    """ViSQOL v3 audio mode (MOS-LQO 1-5) of the 16 kHz pair upsampled to 48 kHz."""
+    api = _visqol_audio()
+    if api is None:
+        return math.nan
+    import torch
+
+    from ...audio.resample import resample
+
+    r, d = _pair(ref, deg, sr)
+    short = int(VISQOL_AUDIO_MIN_S * SAMPLE_RATE) - len(r)
+    if short > 0:
+        r, d = np.pad(r, (0, short)), np.pad(d, (0, short))
+    up = resample(torch.from_numpy(np.stack([r, d])), SAMPLE_RATE, VISQOL_AUDIO_RATE).numpy()
+    try:
+        return float(api.measure_from_arrays(up[0].astype(np.float64), up[1].astype(np.float64),
+                                             VISQOL_AUDIO_RATE).moslqo)
+    except Exception as e:
+        return _fail("visqol_audio", f"{type(e).__name__}: {e}")
+
+
 # -- spectral / waveform distances (own implementations; mel filters: semanticodec_rt.audio.mel) ---
 def log_mel(x, sr: int = SAMPLE_RATE) -> np.ndarray:
     """``[n_mels, frames]`` of ``log(mel power + 1e-5)`` (parameters in the module doc)."""
@@ -349,15 +404,23 @@ METRICS: dict[str, Callable[..., float]] = {
     "estoi": estoi,
     "pesq_wb": pesq_wb,
     "visqol": visqol_speech,
+    "visqol_audio": visqol_audio,
     "logmel": logmel_distance,
     "si_sdr": si_sdr,
     "wer": wer,
 }
 
 
+#: what an eval scores unless told otherwise: every metric but the slow opt-in ones
+DEFAULT_METRICS = tuple(n for n in METRICS if n != "visqol_audio")
+
+
 def parse_metric_names(text: Optional[str]) -> list[str]:
-    """``"stoi,pesq_wb"`` -> names in report order (``None``/``"all"``: every metric)."""
-    if text is None or text.strip() == "all":
+    """``"stoi,pesq_wb"`` -> names in report order (``None``: :data:`DEFAULT_METRICS`;
+    ``"all"``: every metric, the opt-in ones included)."""
+    if text is None:
+        return list(DEFAULT_METRICS)
+    if text.strip() == "all":
         return list(METRICS)
     names = [t.strip() for t in text.split(",") if t.strip()]
     bad = [n for n in names if n not in METRICS]
@@ -368,8 +431,8 @@ def parse_metric_names(text: Optional[str]) -> list[str]:
 
 def score(ref, deg, sr: int = SAMPLE_RATE, names: Optional[list[str]] = None,
           transcript: Optional[str] = None) -> tuple[dict[str, float], dict[str, str]]:
-    """All (or ``names``) metrics of one aligned pair -> (values, reasons for the NaN ones)."""
-    names = list(METRICS) if names is None else names
+    """The default (or ``names``) metrics of one aligned pair -> (values, reasons for the NaN ones)."""
+    names = list(DEFAULT_METRICS) if names is None else names
     clear_failures()
     values = {}
     for n in names:
@@ -403,6 +466,9 @@ def settings() -> dict:
     return {
         "sample_rate": SAMPLE_RATE,
         "visqol": {"mode": "speech", "mapping": VISQOL_SPEECH_MAPPING, "sample_rate": SAMPLE_RATE},
+        "visqol_audio": {"mode": "audio", "mapping": "svr (visqol's bundled model)",
+                         "sample_rate": VISQOL_AUDIO_RATE, "upsampled_from": SAMPLE_RATE,
+                         "short_pairs": f"padded with silence to {VISQOL_AUDIO_MIN_S:g} s"},
         "logmel": {"n_fft": LOGMEL_N_FFT, "hop": LOGMEL_HOP, "n_mels": LOGMEL_N_MELS, "fmin": 0,
                    "fmax": SAMPLE_RATE // 2, "mel_scale": "slaney", "norm": "slaney",
                    "log_eps": LOGMEL_EPS, "distance": "mean |log-mel ref - log-mel deg|"},

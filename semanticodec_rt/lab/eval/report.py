@@ -33,7 +33,7 @@ from . import metrics as _metrics
 
 CSV_NAME, JSON_NAME, MD_NAME = "clips.csv", "summary.json", "summary.md"
 CHART_NAME = "bitrate_quality.png"
-CHART_METRICS = ("stoi", "pesq_wb", "visqol", "logmel")
+CHART_METRICS = ("stoi", "pesq_wb", "visqol", "visqol_audio", "logmel")
 _CLASS_ORDER = ("speech", "music", "sfx", "other")
 
 
@@ -160,7 +160,9 @@ def markdown(summary: list[dict], meta: dict, metric_names: list[str], reasons: 
     pk = ", ".join(f"{k} {v}" for k, v in s["packages"].items())
     lines += [
         f"- **ViSQOL**: speech mode at 16 kHz, **{meta['visqol_mapping']}** mapping (pinned; scores "
-        "from the other mapping are on a different scale)",
+        "from the other mapping are on a different scale)"
+        + ("; **ViSQOL-audio**: audio mode at 48 kHz of the 16 kHz pair upsampled, SVR mapping"
+           if "visqol_audio" in meta.get("metrics", ()) else ""),
         f"- **log-mel L1**: {lm['n_mels']} Slaney mels 0-{lm['fmax']} Hz, n_fft {lm['n_fft']}, hop "
         f"{lm['hop']}, log(mel power + {lm['log_eps']:g}); lower is better",
         "- **SI-SDR** in dB (meaningless for parametric codecs such as codec2); **WER**: pocketsphinx "

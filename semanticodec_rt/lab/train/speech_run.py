@@ -148,20 +148,38 @@ def progress(run: str | Path) -> list[str]:
     return out
 
 
+def run_preset(run: str | Path) -> str:
+    """The preset of a speech run's model: ``sp-small-r50``, or ``sp-small-r50-g`` when its
+    config has the general-audio route."""
+    from safetensors import safe_open
+
+    path = Path(run) / "model.safetensors"
+    if not path.exists():
+        return "sp-small-r50"
+    with safe_open(str(path), framework="pt") as f:
+        cfg = json.loads((f.metadata() or {}).get("config", "{}"))
+    return "sp-small-r50-g" if (cfg.get("speech") or {}).get("general_route") else "sp-small-r50"
+
+
 def export(run: str | Path, out: str | Path | None = None, *, storage: str = "float16",
-           preset: str = "sp-small-r50") -> tuple[Path, str]:
+           preset: str | None = None) -> tuple[Path, str]:
     """Write the run's model as a codec checkpoint (FARGAN not inside: it ships in the package);
-    the metadata holds the recipe, the CPU time per stage and the FARGAN provenance."""
+    the metadata holds the recipe, the CPU time per stage and the FARGAN provenance.  ``preset``
+    defaults to the run's own (:func:`run_preset`)."""
     from ...weights import checkpoint
     from ...weights.fargan import read_provenance
 
     run = Path(run)
-    codec = build_codec(preset)
+    codec = build_codec(preset or run_preset(run))
     if not load_model_state(codec, run):
         raise FileNotFoundError(f"{run}: no model.safetensors (train it with 'train speech')")
     if not (run / KMEANS_DONE).exists():
         raise ValueError(f"{run}: the semantic codebook is not fitted yet (run 'train speech' further)")
     record = json.loads((run / "recipe.json").read_text()) if (run / "recipe.json").exists() else {}
+    if (run / "base_recipe.json").exists():  # a general run: the speech stages it started from
+        base = json.loads((run / "base_recipe.json").read_text())
+        record = {"recipe": {**base.get("recipe", {}), **record.get("recipe", {})},
+                  "cpu_s": {**base.get("cpu_s", {}), **record.get("cpu_s", {})}}
     meta = {"recipe": json.dumps(record.get("recipe", {})), "cpu_s": json.dumps(record.get("cpu_s", {})),
             "stages": ", ".join(progress(run)),
             "fargan": json.dumps({k: v for k, v in read_provenance().items() if k != "format"})}

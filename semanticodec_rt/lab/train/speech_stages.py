@@ -10,6 +10,17 @@
    normalised cepstrum and pitch correlation, cross-entropy on the pitch bins, VQ commitment).
 4. ``flow``     -- everything else frozen, the residual flow learns what the regression misses.
 
+The general-audio route (models with ``speech.general_route``) adds two stages on the frozen
+encoder and speech path, trained on the ``general`` mix of streams:
+
+5. ``general``  -- the second regression path, same loss as ``codec``'s (warm-started from the
+   speech path by :mod:`.general_run`);
+6. ``router``   -- the router learns, per position, which path reconstructs it better (the lower
+   feature loss), as a binary cross-entropy weighted by how much better.
+
+Frozen parts stay in eval mode while a stage trains (:meth:`_FrozenStage.train`): the residual
+VQ follows its batches in training mode, which a frozen encoder must not do.
+
 Every stage maps a batch of :class:`~.speech_data.Crops` to ``(loss, logs)``; the loop
 (:mod:`.speech_loop`) owns optimisers, checkpoints and resumption.
 """
@@ -98,30 +109,99 @@ class CodecStage(nn.Module):
         return loss + COMMIT_WEIGHT * commit, logs
 
 
-class FlowStage(nn.Module):
-    """The residual flow on the frozen encoder and regression path."""
-
-    name = "flow"
+class _FrozenStage(nn.Module):
+    """A stage that trains one part of the decoder on the frozen rest."""
 
     def __init__(self, codec) -> None:
         super().__init__()
         self.encoder, self.decoder = codec.encoder, codec.decoder
 
+    def trained(self) -> nn.Module:
+        raise NotImplementedError
+
     def trainable(self) -> list[nn.Parameter]:
-        return list(self.decoder.flow.parameters())
+        return list(self.trained().parameters())
+
+    def train(self, mode: bool = True):
+        super().train(False)  # encoder and decoder frozen: no RVQ updates, no dropout
+        self.trained().train(mode)
+        return self
+
+    @torch.no_grad()
+    def tokens(self, crops) -> torch.Tensor:
+        """The decoder's input ``[B, U, D]`` (centroid || code) of the crops' tokens."""
+        frames, cent = frozen_semantics(self.encoder, crops)
+        code, _, _ = self.encoder.acoustic_train(frames, cent)
+        return torch.cat([cent, code], -1)
+
+
+class FlowStage(_FrozenStage):
+    """The residual flow on the frozen encoder and regression path."""
+
+    name = "flow"
+
+    def trained(self) -> nn.Module:
+        return self.decoder.flow
 
     def loss(self, crops) -> tuple[torch.Tensor, dict]:
         with torch.no_grad():
-            frames, cent = frozen_semantics(self.encoder, crops)
-            code, _, _ = self.encoder.acoustic_train(frames, cent)
-            cont, _, ctx = self.decoder.regressor(torch.cat([cent, code], -1))
+            cont, _, ctx = self.decoder.regressor(self.tokens(crops))
             n = cont.shape[1]
             r = self.decoder.normalise(crops.features[:, :n]) - cont
         loss = self.decoder.flow.loss(r.flatten(2).flatten(0, 1), ctx.flatten(0, 1))
         return loss, {"fm": loss.item(), "residual_rms": r.pow(2).mean().sqrt().item()}
 
 
-STAGES = {"semantic": SemanticStage, "codec": CodecStage, "flow": FlowStage}
+class GeneralStage(_FrozenStage):
+    """The general-audio regression path on the frozen encoder."""
+
+    name = "general"
+
+    def trained(self) -> nn.Module:
+        return self.decoder.general
+
+    def loss(self, crops) -> tuple[torch.Tensor, dict]:
+        cont, logits, _ = self.decoder.general(self.tokens(crops))
+        return feature_loss(self.decoder, cont, logits, crops.features[:, : cont.shape[1]])
+
+
+def position_losses(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:func:`feature_loss` per position ``[B, U']`` (mean over the position's frames)."""
+    l1 = (cont - decoder.normalise(target)).abs().mean((-1, -2))
+    ce = -(soft_targets(target[..., 18], logits.shape[-1]) * F.log_softmax(logits, -1)).sum(-1).mean(-1)
+    return l1 + PITCH_WEIGHT * ce
+
+
+class RouterStage(_FrozenStage):
+    """The router, on labels of which frozen path reconstructs each position better."""
+
+    name = "router"
+
+    def trained(self) -> nn.Module:
+        return self.decoder.router
+
+    def loss(self, crops) -> tuple[torch.Tensor, dict]:
+        d = self.decoder
+        cond = self.tokens(crops)
+        with torch.no_grad():
+            cs, ls, _ = d.regressor(cond)
+            cg, lg, _ = d.general(cond)
+            target = crops.features[:, : cs.shape[1]]
+            gap = position_losses(d, cs, ls, target) - position_losses(d, cg, lg, target)  # > 0: general better
+            label = (gap > 0).float()
+            weight = gap.abs() / gap.abs().mean().clamp_min(1e-6)
+        # the decision for position u is taken once position u + lookahead has arrived
+        logit = d.router(cond)[:, d.regressor.lookahead :].float()
+        loss = F.binary_cross_entropy_with_logits(logit, label, weight=weight)
+        with torch.no_grad():
+            hit = ((logit > 0).float() == label).float()
+            regret = (gap.clamp_min(0) * (logit <= 0) + (-gap).clamp_min(0) * (logit > 0)).mean()
+        return loss, {"bce": loss.item(), "acc": hit.mean().item(), "general_share": label.mean().item(),
+                      "regret": regret.item()}
+
+
+STAGES = {"semantic": SemanticStage, "codec": CodecStage, "flow": FlowStage, "general": GeneralStage,
+          "router": RouterStage}
 
 
 @torch.no_grad()

@@ -1,0 +1,94 @@
+"""The general-audio route's recipe, on top of a finished speech-route run: general -> router.
+
+``start`` builds a ``sp-small-r50-g`` codec from a speech model (a run folder's
+``model.safetensors`` or an exported checkpoint): every tensor of the speech model is copied
+unchanged, so tokens and the speech path decode exactly as before; the general path starts as a
+copy of the speech path (a warm start: both map the same tokens to the same features).  Then
+the ``general`` and ``router`` stages (:mod:`.speech_stages`) train on the ``general`` mix of
+streams (``data features --mix general``), resumable like the speech recipe, and
+:func:`.speech_run.export` writes the checkpoint.
+
+CPU time per stage is kept in ``RUN/recipe.json`` as in :mod:`.speech_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .speech_loop import MODEL_FILE, load_model_state, save_model, train_stage
+from .speech_run import KMEANS_DONE, build_codec
+
+PRESET = "sp-small-r50-g"
+GENERAL_STAGES = ("general", "router")
+
+
+def _speech_tensors(base: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a speech model: a run folder (float32) or an exported checkpoint."""
+    from safetensors.torch import load_file
+
+    if base.is_dir():
+        return load_file(str(base / MODEL_FILE))
+    from ...api import load_model
+
+    codec = load_model(str(base))
+    t = {f"encoder.{k}": v.float() for k, v in codec.encoder.state_dict().items()}
+    t.update({f"decoder.{k}": v.float() for k, v in codec.decoder.state_dict().items()})
+    t["semantic_codebook"] = codec.encoder.semantic_quantizer.codebook.float()
+    return t
+
+
+def start(base: str | Path, run: str | Path, log=print):
+    """The ``-g`` codec of ``run``: resumed if it exists, else built from ``base``."""
+    run, base = Path(run), Path(base)
+    codec = build_codec(PRESET)
+    if load_model_state(codec, run):
+        return codec
+    t = _speech_tensors(base)
+    for part, mod in (("encoder.", codec.encoder), ("decoder.", codec.decoder)):
+        missing, unexpected = mod.load_state_dict({k[len(part):]: v for k, v in t.items() if k.startswith(part)},
+                                                  strict=False)
+        new = [k for k in missing if not k.startswith(("general.", "router."))]
+        if new or unexpected:
+            raise ValueError(f"{base}: not a speech-route model of this layout (missing {new[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+    codec.encoder.load_semantic_codebook(t["semantic_codebook"])
+    codec.decoder.general.load_state_dict(codec.decoder.regressor.state_dict())
+    run.mkdir(parents=True, exist_ok=True)
+    save_model(codec, run)
+    (run / KMEANS_DONE).write_text(json.dumps({"from": str(base)}))
+    if base.is_dir() and (base / "recipe.json").exists():  # the speech stages' record carries over
+        shutil.copy(base / "recipe.json", run / "base_recipe.json")
+    log(f"general run {run}: started from {base}")
+    return codec
+
+
+def run_general(base: str | Path, data: str | Path, run: str | Path, *, general_steps: int, router_steps: int,
+                batch: int = 16, units: int = 64, lr: float = 1e-3, precision: str = "bf16",
+                max_minutes: float | None = None, seed: int = 0, log=print) -> dict:
+    """Train the general path, then the router, each up to its step count (resuming)."""
+    run, data = Path(run), Path(data)
+    codec = start(base, run, log)
+    record_path = run / "recipe.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {
+        "recipe": {"general_steps": general_steps, "router_steps": router_steps, "batch": batch, "units": units,
+                   "lr": lr, "precision": precision, "data": str(data), "base": str(base)}, "cpu_s": {}}
+    deadline = None if max_minutes is None else time.time() + 60 * max_minutes
+    for name, steps in zip(GENERAL_STAGES, (general_steps, router_steps)):
+        state = run / name / "state.json"
+        if state.exists() and json.loads(state.read_text())["step"] >= steps:
+            continue
+        left = None if deadline is None else max(0.0, (deadline - time.time()) / 60)
+        if left is not None and left <= 0:
+            break
+        out = train_stage(codec, name, data, run, steps=steps, batch=batch, units=units, lr=lr, seed=seed,
+                          max_minutes=left, precision=precision, log=log)
+        record["cpu_s"][name] = json.loads(state.read_text()).get("cpu_s", 0.0)
+        record_path.write_text(json.dumps(record, indent=1))
+        if out["step"] < out["total_steps"]:
+            break
+    return record
