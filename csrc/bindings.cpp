@@ -15,6 +15,7 @@
 
 #include "fargan.h"
 #include "nearest_centroid.h"
+#include "peak_probe.h"
 #include "sampler_step.h"
 
 #ifdef _OPENMP
@@ -43,8 +44,9 @@ void require_f32(const py::array& a, const char* name, py::ssize_t ndim) {
     throw std::invalid_argument(std::string(name) + " must be C-contiguous");
 }
 
-py::tuple nearest_centroid(const py::array& x, const py::array& codebook,
-                           const std::optional<py::array>& codebook_sqnorm, int num_threads) {
+py::object nearest_centroid(const py::array& x, const py::array& codebook,
+                            const std::optional<py::array>& codebook_sqnorm, int num_threads,
+                            const std::string& path, bool return_stats) {
   require_f32(x, "x", 2);
   require_f32(codebook, "codebook", 2);
   const int64_t n = x.shape(0), d = x.shape(1), k = codebook.shape(0);
@@ -60,17 +62,32 @@ py::tuple nearest_centroid(const py::array& x, const py::array& codebook,
                                   "], got " + shape_str(*codebook_sqnorm));
     cn = static_cast<const float*>(codebook_sqnorm->data());
   }
+  // Resolved before the GIL is released, so that a bad name or an unsupported path raises here.
+  const scrt::NearestCentroidPath chosen = scrt::nearest_centroid_resolve_path(
+      scrt::nearest_centroid_parse_path(path.c_str()), n, k, d);
   py::array_t<int64_t> index(n);
   py::array_t<float> sqdist(n);
   const float* xp = static_cast<const float*>(x.data());
   const float* cp = static_cast<const float*>(codebook.data());
   int64_t* ip = index.mutable_data();
   float* dp = sqdist.mutable_data();
+  scrt::NearestCentroidStats stats;
   {
     py::gil_scoped_release nogil;
-    scrt::nearest_centroid_f32(xp, cp, cn, n, k, d, ip, dp, num_threads);
+    scrt::nearest_centroid_f32(xp, cp, cn, n, k, d, ip, dp, num_threads, chosen, &stats);
   }
-  return py::make_tuple(index, sqdist);
+  if (!return_stats) return py::make_tuple(index, sqdist);
+  py::dict info;
+  info["path"] = scrt::nearest_centroid_path_name(chosen);
+  info["rows_screened"] = stats.rows_screened;
+  info["candidates"] = stats.candidates;
+  info["rows_fallback"] = stats.rows_fallback;
+  return py::make_tuple(index, sqdist, info);
+}
+
+std::string nearest_centroid_path(const std::string& path, int64_t n, int64_t k, int64_t d) {
+  return scrt::nearest_centroid_path_name(
+      scrt::nearest_centroid_resolve_path(scrt::nearest_centroid_parse_path(path.c_str()), n, k, d));
 }
 
 py::array_t<float> codebook_sqnorm(const py::array& codebook, int num_threads) {
@@ -195,14 +212,26 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "CPU kernels of semanticodec_rt (torch-free; use semanticodec_rt.ops instead).";
   m.def("nearest_centroid", &nearest_centroid, py::arg("x"), py::arg("codebook"),
         py::arg("codebook_sqnorm") = py::none(), py::arg("num_threads") = 0,
+        py::arg("path") = "auto", py::arg("return_stats") = false,
         R"doc(Exact fp32 nearest-centroid lookup.
 
 x: [N, D] float32 C-contiguous; codebook: [K, D] float32 C-contiguous, K >= 1;
 codebook_sqnorm: optional [K] float32 ||c||^2 (computed here when None);
-num_threads: OpenMP threads, <= 0 for the OpenMP default.
+num_threads: OpenMP threads, <= 0 for the OpenMP default;
+path: "auto" (SCRT_NC_PATH if set, else the fastest for this CPU and size), "portable", "avx2"
+or "avx512" (bf16 screen + exact fp32 confirmation); a path this CPU cannot run is a ValueError.
 Returns (index [N] int64, sqdist [N] float32) with
-sqdist = (||x||^2 + ||c||^2) - 2 x.c of the winner (can be slightly negative by rounding).
-Ties go to the lowest index; the result does not depend on num_threads.)doc");
+sqdist = (||x||^2 + ||c||^2) - 2 x.c of the winner (can be slightly negative by rounding), and with
+return_stats a third item {"path", "rows_screened", "candidates", "rows_fallback"}.
+Ties go to the lowest index; the result depends neither on num_threads nor on the path.)doc");
+  m.def("nearest_centroid_path", &nearest_centroid_path, py::arg("path") = "auto",
+        py::arg("n") = 512, py::arg("k") = 16384, py::arg("d") = 768,
+        "The path ('portable', 'avx2' or 'avx512') nearest_centroid takes for a request and size "
+        "(auto reads SCRT_NC_PATH); ValueError for a path this CPU cannot run.");
+  m.def("peak_gflops", &scrt::peak_gflops, py::arg("kind"), py::arg("num_threads") = 0,
+        py::arg("seconds") = 0.3, py::call_guard<py::gil_scoped_release>(),
+        "Measured GFLOP/s of register-only multiply-add loops: kind 'fp32' (widest FMA) or 'bf16' "
+        "(vdpbf16ps; 0.0 without AVX-512 BF16), on num_threads OpenMP threads.");
   m.def("codebook_sqnorm", &codebook_sqnorm, py::arg("codebook"), py::arg("num_threads") = 0,
         "[K, D] float32 -> [K] float32 ||c||^2, summed in the order nearest_centroid uses.");
   m.def("openmp_max_threads", &openmp_max_threads,

@@ -1,69 +1,22 @@
-"""ops.nearest_centroid on every available backend, judged against float64 ground truth.
-
-Float32 kernels may legitimately pick a different index than float64 when two centroids are
-closer than float32 rounding can tell apart, so results are judged by *distances*: the chosen
-centroid's exact distance must be within a rigorous float32 error bound of the best one. Exact
-ties (duplicated centroids) have no such excuse and must return the lowest index.
+"""ops.nearest_centroid on every available backend, judged against float64 ground truth (how,
+and why by distances: tests/nearest_centroid_checks.py). The C++ backend's code paths (AVX-512
+screen, AVX2, portable) are compared with each other in test_ops_nearest_centroid_paths.py.
 
 ``SCRT_REQUIRE_EXT=1`` turns a missing compiled module into a failure instead of a skip.
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
-from kernel_backends import REQUIRE_EXT, U32, case, runnable  # noqa: F401 (case: fixture)
+from kernel_backends import REQUIRE_EXT, case, runnable  # noqa: F401 (case: fixture)
+from nearest_centroid_checks import check_against_f64, random_problem, tied_codebook
 
 from semanticodec_rt import ops
 from semanticodec_rt.ops import _backend
-from semanticodec_rt.ops.ref import pairwise_sqdist_f64
 
 pytestmark = pytest.mark.kernel
-
-
-def fp32_error_bound(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """[N] float64 bound on |fp32 (||x||^2 + ||c||^2 - 2 x.c) - exact| over all centroids.
-
-    Each of the three D-term sums errs by at most gamma_D times its sum of |terms| (any order),
-    and the two final additions add one rounding each: in all gamma_{D+2} (||x|| + ||c||)^2.
-    """
-    d = x.shape[-1]
-    gamma = (d + 2) * U32 / (1 - (d + 2) * U32)
-    xn = x.double().norm(dim=-1).cpu()
-    cn = codebook.double().norm(dim=-1).max().cpu()
-    return gamma * (xn + cn) ** 2
-
-
-def check_against_f64(x, codebook, index, sqdist) -> None:
-    """Chosen centroid is optimal up to float32 rounding; sqdist is its distance up to rounding."""
-    x = x.reshape(-1, x.shape[-1]).cpu()
-    index, sqdist = index.reshape(-1).cpu(), sqdist.reshape(-1).cpu().double()
-    k = codebook.shape[0]
-    assert index.dtype == torch.int64
-    assert bool(((index >= 0) & (index < k)).all()), "index out of range"
-    d64 = pairwise_sqdist_f64(x, codebook)
-    tol = fp32_error_bound(x, codebook)
-    sorted_d = d64.topk(min(2, k), dim=-1, largest=False).values
-    best = sorted_d[:, 0]
-    chosen = d64.gather(1, index[:, None])[:, 0]
-    bad = chosen > best + 2 * tol
-    rows = bad.nonzero()[:5, 0].tolist()
-    assert not rows, f"rows {rows}: chosen {chosen[rows]} vs best {best[rows]} (+ {2 * tol[rows]})"
-    err = (sqdist - chosen).abs()
-    worst = int(err.argmax())
-    assert bool((err <= tol).all()), f"sqdist off by {err[worst]:.3g} > bound {tol[worst]:.3g}"
-    if k > 1:  # where float32 can separate the two best, the float64 winner must be chosen
-        clear = (sorted_d[:, 1] - best) > 2 * tol
-        assert torch.equal(index[clear], d64.argmin(-1)[clear])
-
-
-@functools.lru_cache(maxsize=None)
-def random_problem(n: int, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(n * 1_000_003 + k * 1009 + d)
-    return torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
 
 
 def run(backend, device, x, codebook, sqnorm=None):
@@ -95,20 +48,6 @@ def test_matches_float64(case, n, k, d):
     index, sqdist = run(backend, device, x, codebook)
     assert index.shape == (n,) and index.device.type == device.type
     check_against_f64(x, codebook, index, sqdist)
-
-
-def tied_codebook(d: int) -> tuple[torch.Tensor, dict[int, list[int]]]:
-    """[4097, d] codebook with groups of identical rows: leader index -> its later copies.
-
-    Copies sit in the same register tile, across cache-block and thread-chunk boundaries, and in
-    the last (tail) row.
-    """
-    g = torch.Generator().manual_seed(7)
-    codebook = torch.randn(4097, d, generator=g)
-    groups = {5: [6, 7, 8, 2053, 4096], 1027: [1028], 2999: [3000, 4095], 4093: [4094]}
-    for leader, copies in groups.items():
-        codebook[copies] = codebook[leader].clone()
-    return codebook, groups
 
 
 @pytest.mark.parametrize("d", [17, 768])
@@ -425,6 +364,7 @@ def test_build_info_reports_what_each_built_backend_says():
     assert ("cpp" in info) == (cpp is not None) and ("cuda" in info) == (cuda is not None)
     if cpp is not None:
         assert info["cpp"]["openmp_max_threads"] == cpp.openmp_max_threads() >= 1
+        assert info["cpp"]["nearest_centroid_path"] == cpp.nearest_centroid_path()
     if cuda is not None:
         c = info["cuda"]
         assert c["runtime_version"] == cuda.runtime_version() > 0

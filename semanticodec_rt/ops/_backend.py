@@ -76,12 +76,18 @@ def available_backends() -> list[str]:
 
 def build_info() -> dict[str, dict]:
     """What each compiled backend reports about itself (for benchmark headers and bug reports):
-    ``cpp``: OpenMP's thread count; ``cuda``: runtime and driver versions and the devices seen
-    (with the CUDA error of device discovery, if any).  Backends not built are left out."""
+    ``cpp``: OpenMP's thread count and the nearest-centroid code path a large lookup takes here
+    (``avx512``, ``avx2`` or ``portable``; ``SCRT_NC_PATH`` forces one); ``cuda``: runtime and
+    driver versions and the devices seen (with the CUDA error of device discovery, if any).
+    Backends not built are left out."""
     info: dict[str, dict] = {}
     cpp = module("cpp")
     if cpp is not None:
-        info["cpp"] = {"openmp_max_threads": cpp.openmp_max_threads()}
+        try:
+            path = cpp.nearest_centroid_path()
+        except ValueError as e:  # SCRT_NC_PATH names an unknown path or one this CPU cannot run
+            path = f"error: {e}"
+        info["cpp"] = {"openmp_max_threads": cpp.openmp_max_threads(), "nearest_centroid_path": path}
     cuda = module("cuda")
     if cuda is not None:
         count, error, message = cuda.device_status()

@@ -2,14 +2,20 @@
 
 Shared by ``examples/kernel_bench.py`` (tables) and ``benchmarks/`` (pytest-benchmark).  Every
 number is measured in the calling process: a time is the median of ``repeat`` runs after one
-warm-up, throughput is computed from the work of the call, and the "ceiling" of the machine is
-measured here too (a large float32 matmul for FLOP/s, a large copy for bytes/s), so percentages
-compare with what this machine actually delivers, not with a datasheet.
+warm-up (the table also gives their min-max spread), throughput is computed from the work of the
+call, and the "ceilings" of the machine are measured here too, so percentages compare with what
+this machine actually delivers, not with a datasheet:
+
+* ``gflops``: the best float32 matmul of torch's BLAS (a few shapes), ``gbps``: a large copy;
+* on the CPU with the C++ backend, ``fp32_peak`` / ``bf16_peak``: register-only loops of fp32
+  FMAs (widest vectors) and of AVX-512 bf16 dot products (``vdpbf16ps``; 0 without AVX-512 BF16),
+  from ``semanticodec_rt._C.peak_gflops`` on the benchmark's threads.
 
 Work per call:
 
 * nearest centroid ``[N, D]`` x ``[K, D]``: ``2 N K D`` FLOP (the dot products; norms and argmin
-  are O(NK + (N + K) D), negligible);
+  are O(NK + (N + K) D), negligible). On the ``avx512`` path most of it runs as bf16 dot products
+  (the screen), so its "% of bf16 peak" is the meaningful one; the other paths run fp32 FMAs;
 * sampler step on ``E`` elements: bytes moved = ``4 E`` x (inputs + outputs) -- it is
   memory-bound, so GB/s is the figure of merit.
 """
@@ -32,8 +38,8 @@ def compiled_backends(device: torch.device) -> list[str]:
     return [want] if want in available_backends() else []
 
 
-def median_time(fn: Callable[[], object], repeat: int = 5, sync: Callable[[], None] | None = None) -> float:
-    """Median seconds of ``fn()`` over ``repeat`` runs after one warm-up run."""
+def timed_runs(fn: Callable[[], object], repeat: int = 5, sync: Callable[[], None] | None = None) -> list[float]:
+    """Seconds of each of ``repeat`` runs of ``fn()``, after one warm-up run."""
     fn()
     if sync:
         sync()
@@ -44,18 +50,26 @@ def median_time(fn: Callable[[], object], repeat: int = 5, sync: Callable[[], No
         if sync:
             sync()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn: Callable[[], object], repeat: int = 5, sync: Callable[[], None] | None = None) -> float:
+    """Median seconds of ``fn()`` over ``repeat`` runs after one warm-up run."""
+    return statistics.median(timed_runs(fn, repeat, sync))
 
 
 def _sync(device: torch.device):
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
-def measured_ceilings(device: torch.device, repeat: int = 3) -> dict[str, float]:
-    """``{"gflops": best float32 matmul GFLOP/s, "gbps": copy GB/s}`` measured on ``device``.
+def measured_ceilings(device: torch.device, repeat: int = 3, threads: int | None = None) -> dict[str, float]:
+    """``{"gflops": best float32 matmul GFLOP/s, "gbps": copy GB/s}`` measured on ``device``, and on
+    the CPU with the C++ backend built also ``"fp32_peak"`` and ``"bf16_peak"`` (GFLOP/s of
+    register-only FMA / vdpbf16ps loops on ``threads`` threads, default torch's; bf16 is 0.0 on a
+    CPU without AVX-512 BF16).
 
-    The FLOP ceiling is the best of a few matmul shapes (square and the tall-skinny shapes of
-    the lookups), i.e. what the vendor BLAS reaches here at its best.
+    The matmul ceiling is the best of a few shapes (square and the tall-skinny shapes of the
+    lookups), i.e. what the vendor BLAS reaches here at its best.
     """
     shapes = [(2048, 2048, 2048), (512, 768, 16384), (4096, 768, 4096)]
     if device.type == "cuda":
@@ -69,7 +83,26 @@ def measured_ceilings(device: torch.device, repeat: int = 3) -> dict[str, float]
     big = torch.empty(64 * 2**20 // 4 if device.type == "cpu" else 512 * 2**20 // 4, device=device)
     dst = torch.empty_like(big)
     tc = median_time(lambda: dst.copy_(big), repeat, _sync(device))
-    return {"gflops": best, "gbps": 2 * big.numel() * 4 / tc / 1e9}
+    out = {"gflops": best, "gbps": 2 * big.numel() * 4 / tc / 1e9}
+    if device.type == "cpu" and "cpp" in available_backends():
+        from ...ops import _backend
+
+        mod = _backend.load("cpp")
+        nt = threads if threads is not None else torch.get_num_threads()
+        # best of a few short probes: a probe that lost its core for a moment reads low
+        out["fp32_peak"] = max(mod.peak_gflops("fp32", nt, 0.2) for _ in range(repeat))
+        out["bf16_peak"] = max(mod.peak_gflops("bf16", nt, 0.2) for _ in range(repeat))
+    return out
+
+
+def nearest_centroid_path(n: int = 512, k: int = 16384, d: int = 768) -> str | None:
+    """The C++ backend's code path for a lookup of this size (``avx512``, ``avx2``, ``portable``;
+    ``SCRT_NC_PATH`` forces one), or None when the backend is not built."""
+    if "cpp" not in available_backends():
+        return None
+    from ...ops import _backend
+
+    return _backend.load("cpp").nearest_centroid_path("auto", n, k, d)
 
 
 # -- the torch formulations of the reference -----------------------------------------------------------
@@ -96,6 +129,10 @@ class Row:
     ceiling_pct: float
     speedup: float | None  # vs the reference formulation of the op (None for itself)
     peak_mb: float | None = None
+    spread: tuple[float, float] | None = None  # (fastest, slowest) seconds of the timed runs
+    fp32_peak_pct: float | None = None  # % of the measured fp32 / bf16 arithmetic peaks (CPU)
+    bf16_peak_pct: float | None = None
+    note: str = ""  # e.g. the C++ code path
 
 
 def cpu_peak_mb(impl: str, n: int, k: int, d: int, threads: int) -> float:
@@ -169,7 +206,8 @@ def bench_nearest_centroid(n: int, k: int, d: int, device: torch.device, ceiling
     for b in compiled_backends(device):
         impls[f"ours ({b})"] = lambda b=b: nearest_centroid(x, c, cn, backend=b)
     sync = _sync(device)
-    times = {name: median_time(fn, repeat, sync) for name, fn in impls.items()}
+    runs = {name: timed_runs(fn, repeat, sync) for name, fn in impls.items()}
+    times = {name: statistics.median(r) for name, r in runs.items()}
     if check:
         want = torch_norms_mm_min(x.double(), c.double(), cn.double())
         for name, fn in impls.items():
@@ -180,14 +218,22 @@ def bench_nearest_centroid(n: int, k: int, d: int, device: torch.device, ceiling
                 if agree < 0.999:
                     raise AssertionError(f"{name} disagrees with float64 on {1 - agree:.2%} of rows")
     base = times["torch norms+mm+min"]
+    path = nearest_centroid_path(n, k, d) if device.type == "cpu" else None
     rows = []
     for name, t in times.items():
         rate = flop / t / 1e9
         rows.append(Row("nearest_centroid", f"N={n} K={k} D={d}", name, t, rate, "GFLOP/s",
                         100 * rate / ceilings["gflops"],
                         None if name == "torch norms+mm+min" else base / t,
-                        _peak_mb(impls[name], device)))
+                        _peak_mb(impls[name], device), (min(runs[name]), max(runs[name])),
+                        *_peak_pcts(rate, ceilings),
+                        note=f"path {path}" if name == "ours (cpp)" and path else ""))
     return rows
+
+
+def _peak_pcts(rate: float, ceilings: dict) -> tuple[float | None, float | None]:
+    """``rate`` GFLOP/s as % of the measured fp32 and bf16 arithmetic peaks (None if unmeasured)."""
+    return tuple(100 * rate / ceilings[key] if ceilings.get(key) else None for key in ("fp32_peak", "bf16_peak"))
 
 
 def bench_sampler_step(shape: tuple[int, ...], device: torch.device, ceilings: dict,
@@ -211,28 +257,44 @@ def bench_sampler_step(shape: tuple[int, ...], device: torch.device, ceilings: d
     for b in compiled_backends(device):
         impls[f"ours ({b})"] = lambda b=b: sampler_step(x, vc, vu, z, cfg_scale=2.0, backend=b, **coeffs)
     sync = _sync(device)
-    times = {name: median_time(fn, repeat, sync) for name, fn in impls.items()}
-    base = times["torch unfused chain"]
+    runs = {name: timed_runs(fn, repeat, sync) for name, fn in impls.items()}
+    base = statistics.median(runs["torch unfused chain"])
     rows = []
-    for name, t in times.items():
+    for name, r in runs.items():
+        t = statistics.median(r)
         rate = moved / t / 1e9
         rows.append(Row("sampler_step", "x".join(map(str, shape)), name, t, rate, "GB/s",
                         100 * rate / ceilings["gbps"], None if name == "torch unfused chain" else base / t,
-                        _peak_mb(impls[name], device)))
+                        _peak_mb(impls[name], device), (min(r), max(r))))
     return rows
 
 
-def markdown(rows: list[Row], device_name: str, ceilings: dict, threads: int) -> str:
+def markdown(rows: list[Row], device_name: str, ceilings: dict, threads: int, repeat: int | None = None,
+             path: str | None = None) -> str:
+    """The table: median of the timed runs, their min-max spread, throughput and its share of the
+    measured ceilings (matmul or copy; fp32 and bf16 arithmetic peaks on the CPU). ``path``: the
+    C++ nearest-centroid code path, for the header."""
     head = (f"device: {device_name}; torch threads: {threads}; measured ceilings: "
-            f"{ceilings['gflops']:.1f} GFLOP/s (float32 matmul), {ceilings['gbps']:.1f} GB/s (copy)\n\n")
-    lines = ["| op | size | implementation | median ms | throughput | % of ceiling | speed-up vs torch | peak MB |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+            f"{ceilings['gflops']:.1f} GFLOP/s (float32 matmul), {ceilings['gbps']:.1f} GB/s (copy)")
+    if "fp32_peak" in ceilings:
+        head += (f", {ceilings['fp32_peak']:.1f} GFLOP/s fp32 FMA peak, "
+                 f"{ceilings['bf16_peak']:.1f} GFLOP/s bf16 dot peak")
+    if repeat is not None:
+        head += f"; times: median of {repeat} runs after a warm-up, (min-max)"
+    if path:
+        head += f"\nC++ nearest-centroid path (N=512 K=16384 D=768): {path}"
+    lines = ["| op | size | implementation | median ms | spread ms | throughput | % of ceiling | "
+             "% fp32 peak | % bf16 peak | speed-up vs torch | peak MB |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    pct = lambda v: "" if v is None else f"{v:.0f}%"  # noqa: E731
     for r in rows:
         sp = "1 (baseline)" if r.speedup is None else f"{r.speedup:.2f}x"
         pm = "" if r.peak_mb is None else f"{r.peak_mb:.1f}"
-        lines.append(f"| {r.op} | {r.size} | {r.impl} | {1000 * r.seconds:.3f} | {r.rate:.1f} {r.unit} | "
-                     f"{r.ceiling_pct:.0f}% | {sp} | {pm} |")
-    return head + "\n".join(lines) + "\n"
+        spread = "" if r.spread is None else f"{1000 * r.spread[0]:.3f}-{1000 * r.spread[1]:.3f}"
+        impl = r.impl + (f" [{r.note}]" if r.note else "")
+        lines.append(f"| {r.op} | {r.size} | {impl} | {1000 * r.seconds:.3f} | {spread} | {r.rate:.1f} {r.unit} | "
+                     f"{r.ceiling_pct:.0f}% | {pct(r.fp32_peak_pct)} | {pct(r.bf16_peak_pct)} | {sp} | {pm} |")
+    return head + "\n\n" + "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
