@@ -28,6 +28,8 @@ def main() -> int:
     ap.add_argument("--max-clips", type=int, help="at most N clips, balanced over classes (as eval)")
     ap.add_argument("--steps", type=int, help="decoder steps (default: the model's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--max-seconds", type=float, default=0.0,
+                    help="code only each clip's first S seconds, as eval --max-seconds scores them (default 0: whole)")
     ap.add_argument("--route", choices=("auto", "speech", "general"),
                     help="force a route of a general-route model (default: its router, auto)")
     args = ap.parse_args()
@@ -54,6 +56,8 @@ def main() -> int:
     t0, seconds = time.perf_counter(), 0.0
     for clip in tqdm(clips, desc="decode_set", unit="clip"):
         x, sr = sf.read(str(root / clip.rel), dtype="float32")
+        if args.max_seconds:
+            x = x[: int(args.max_seconds * sr)]
         wave = torch.from_numpy(np.atleast_2d(x if x.ndim == 1 else x[:, 0]))
         tokens = codec.encode(wave, sr)
         y = codec.decode(tokens, steps=args.steps, n_samples=wave.shape[-1])[0, 0].numpy()

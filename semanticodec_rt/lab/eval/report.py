@@ -238,7 +238,7 @@ def bitrate_chart(path: Path, summary: list[dict], metric_names: list[str]) -> b
             v = e["metrics"][m]["mean"]
             if v is None:
                 continue
-            ax.scatter(e["kbps"], v, color=colors[e["codec"]], marker=markers.get(e["cls"], "x"),
+            ax.scatter(e["kbps"], v, color=colors[e["codec"]], marker=markers.get(e["cls"], "D"),
                        s=90 if e["cls"] == "all" else 40, edgecolors="black" if e["cls"] == "all" else "none")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -249,7 +249,7 @@ def bitrate_chart(path: Path, summary: list[dict], metric_names: list[str]) -> b
         ax.set_ylabel(f"{info.label} ({'higher' if info.higher_is_better else 'lower'} is better)")
         ax.grid(True, which="both", alpha=0.3)
     handles = [fig.axes[0].scatter([], [], color=colors[c], marker="o", label=c) for c in codecs]
-    handles += [fig.axes[0].scatter([], [], color="grey", marker=markers.get(k, "x"), label=k)
+    handles += [fig.axes[0].scatter([], [], color="grey", marker=markers.get(k, "D"), label=k)
                 for k in dict.fromkeys(e["cls"] for e in points)]
     fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
     fig.suptitle("bitrate vs quality (mean over clips)")
