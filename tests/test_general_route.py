@@ -142,8 +142,9 @@ def test_general_run_keeps_the_speech_model_and_trains_only_its_parts(tmp_path):
     assert all(torch.equal(g[k], r[k]) for k in g)
 
     before = {k: v.clone() for k, v in codec.state_dict().items()}
-    kw = dict(general_steps=3, router_steps=3, batch=2, units=6, precision="fp32", log=lambda *a: None)
-    rec = general_run.run_general(tmp_path / "base.safetensors", tmp_path, tmp_path / "run", **kw)
+    recipe = general_run.GeneralRecipe(general_steps=3, router_steps=3, batch=2, units=6, precision="fp32")
+    kw = dict(log=lambda *a: None)
+    rec = general_run.run_general(tmp_path / "base.safetensors", tmp_path, tmp_path / "run", recipe, **kw)
     assert set(rec["cpu_s"]) == {"general", "router"}
     trained = speech_run.build_codec(general_run.PRESET)
     assert speech_loop.load_model_state(trained, tmp_path / "run")
@@ -151,7 +152,7 @@ def test_general_run_keeps_the_speech_model_and_trains_only_its_parts(tmp_path):
     changed = {k.split(".")[1] for k in after if not torch.equal(after[k], before[k])}
     assert changed == {"general", "router"}, changed
     # a second call finds both stages done and changes nothing
-    general_run.run_general(tmp_path / "base.safetensors", tmp_path, tmp_path / "run", **kw)
+    general_run.run_general(tmp_path / "base.safetensors", tmp_path, tmp_path / "run", recipe, **kw)
     again = speech_run.build_codec(general_run.PRESET)
     speech_loop.load_model_state(again, tmp_path / "run")
     assert all(torch.equal(again.state_dict()[k], after[k]) for k in after)

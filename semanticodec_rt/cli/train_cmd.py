@@ -195,14 +195,10 @@ def _cmd_speech(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``train general --set`` keys and their defaults
-GENERAL_SETTINGS = {"general_steps": 6000, "router_steps": 1500, "batch": 16, "units": 64, "lr": 1e-3,
-                    "precision": "bf16", "seed": 0}
-
 
 def _cmd_general(args: argparse.Namespace) -> int:
     """``train general``: the general path and the router on a finished speech model."""
-    from ..lab.train import general_run
+    from ..lab.train import general_run, speech_run
 
     if not args.base:
         raise CliError("--base RUN_DIR|FILE is required (the speech model to extend)")
@@ -210,18 +206,13 @@ def _cmd_general(args: argparse.Namespace) -> int:
         raise CliError(f"--base {args.base}: no such run folder or file")
     if not args.data or not (Path(args.data) / "stats.json").exists():
         raise CliError("--data STREAMS is required: a folder from 'semanticodec-rt data features --mix general'")
-    settings = dict(GENERAL_SETTINGS)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in settings:
-            raise CliError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(settings)}")
-        try:
-            settings[key] = type(settings[key])(value)
-        except ValueError:
-            raise CliError(f"--set {item!r}: {key} takes a {type(settings[key]).__name__}") from None
     try:
-        record = general_run.run_general(args.base, args.data, args.out, max_minutes=args.max_minutes,
-                                         log=lambda s: say(args, s), **settings)
+        recipe = speech_run.recipe_with(args.set, general_run.GeneralRecipe())
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    try:
+        record = general_run.run_general(args.base, args.data, args.out, recipe, max_minutes=args.max_minutes,
+                                         log=lambda s: say(args, s))
     except (ValueError, FileNotFoundError) as e:
         raise CliError(str(e)) from None
     cpu_h = sum(record["cpu_s"].values()) / 3600

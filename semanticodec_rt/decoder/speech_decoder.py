@@ -181,7 +181,6 @@ class SpeechDecoder(nn.Module):
         state.position += 1
         return torch.stack([v.synthesize(feats[i]) for i, v in enumerate(state.vocoders)])
 
-
     def _route_features(self, speech: torch.Tensor, out_g, state: DecoderState) -> torch.Tensor:
         """The speech path's features ``[B, F, 20]`` faded towards the general path's by the
         router's decision (the latest logit: it has seen ``lookahead`` positions more)."""

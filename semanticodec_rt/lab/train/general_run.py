@@ -16,15 +16,29 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from .speech_loop import MODEL_FILE, load_model_state, save_model, train_stage
-from .speech_run import KMEANS_DONE, build_codec
+from .speech_loop import MODEL_FILE, load_model_state, model_tensors, save_model, train_stage
+from .speech_run import KMEANS_DONE, build_codec, stage_done
 
 PRESET = "sp-small-r50-g"
 GENERAL_STAGES = ("general", "router")
+
+
+@dataclass(frozen=True)
+class GeneralRecipe:
+    """Steps of the two stages and the shared batch shape (``train general --set KEY=VALUE``)."""
+
+    general_steps: int = 6000
+    router_steps: int = 1500
+    batch: int = 16
+    units: int = 64
+    lr: float = 1e-3
+    precision: str = "bf16"
+    seed: int = 0
 
 
 def _speech_tensors(base: Path) -> dict[str, torch.Tensor]:
@@ -35,11 +49,7 @@ def _speech_tensors(base: Path) -> dict[str, torch.Tensor]:
         return load_file(str(base / MODEL_FILE))
     from ...api import load_model
 
-    codec = load_model(str(base))
-    t = {f"encoder.{k}": v.float() for k, v in codec.encoder.state_dict().items()}
-    t.update({f"decoder.{k}": v.float() for k, v in codec.decoder.state_dict().items()})
-    t["semantic_codebook"] = codec.encoder.semantic_quantizer.codebook.float()
-    return t
+    return {k: v.float() for k, v in model_tensors(load_model(str(base))).items()}
 
 
 def start(base: str | Path, run: str | Path, log=print):
@@ -67,27 +77,25 @@ def start(base: str | Path, run: str | Path, log=print):
     return codec
 
 
-def run_general(base: str | Path, data: str | Path, run: str | Path, *, general_steps: int, router_steps: int,
-                batch: int = 16, units: int = 64, lr: float = 1e-3, precision: str = "bf16",
-                max_minutes: float | None = None, seed: int = 0, log=print) -> dict:
+def run_general(base: str | Path, data: str | Path, run: str | Path, recipe: GeneralRecipe = GeneralRecipe(), *,
+                max_minutes: float | None = None, log=print) -> dict:
     """Train the general path, then the router, each up to its step count (resuming)."""
     run, data = Path(run), Path(data)
     codec = start(base, run, log)
     record_path = run / "recipe.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {
-        "recipe": {"general_steps": general_steps, "router_steps": router_steps, "batch": batch, "units": units,
-                   "lr": lr, "precision": precision, "data": str(data), "base": str(base)}, "cpu_s": {}}
+        "recipe": {**asdict(recipe), "data": str(data), "base": str(base)}, "cpu_s": {}}
     deadline = None if max_minutes is None else time.time() + 60 * max_minutes
-    for name, steps in zip(GENERAL_STAGES, (general_steps, router_steps)):
-        state = run / name / "state.json"
-        if state.exists() and json.loads(state.read_text())["step"] >= steps:
+    r = recipe
+    for name, steps in zip(GENERAL_STAGES, (r.general_steps, r.router_steps)):
+        if stage_done(run, name, steps):
             continue
         left = None if deadline is None else max(0.0, (deadline - time.time()) / 60)
         if left is not None and left <= 0:
             break
-        out = train_stage(codec, name, data, run, steps=steps, batch=batch, units=units, lr=lr, seed=seed,
-                          max_minutes=left, precision=precision, log=log)
-        record["cpu_s"][name] = json.loads(state.read_text()).get("cpu_s", 0.0)
+        out = train_stage(codec, name, data, run, steps=steps, batch=r.batch, units=r.units, lr=r.lr, seed=r.seed,
+                          max_minutes=left, precision=r.precision, log=log)
+        record["cpu_s"][name] = json.loads((run / name / "state.json").read_text()).get("cpu_s", 0.0)
         record_path.write_text(json.dumps(record, indent=1))
         if out["step"] < out["total_steps"]:
             break

@@ -39,11 +39,12 @@ class Recipe:
     seed: int = 0
 
 
-def recipe_with(overrides: list[str], base: Recipe = Recipe()) -> Recipe:
-    """``["codec_steps=8000", "lr=5e-4"]`` -> a :class:`Recipe` with those fields changed."""
+def recipe_with(overrides: list[str], base=Recipe()):
+    """``["codec_steps=8000", "lr=5e-4"]`` -> a copy of ``base`` (a :class:`Recipe`, or any recipe
+    dataclass such as :class:`.general_run.GeneralRecipe`) with those fields changed."""
     import dataclasses
 
-    fields = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    fields = {f.name: f.type for f in dataclasses.fields(base)}
     changes = {}
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -64,7 +65,8 @@ def build_codec(preset: str = "sp-small-r50"):
     return SemantiCodec.random(PRESETS[preset], seed=0)
 
 
-def _stage_done(run: Path, name: str, steps: int) -> bool:
+def stage_done(run: Path, name: str, steps: int) -> bool:
+    """Whether stage ``name`` of ``run`` has reached ``steps`` (its state.json says so)."""
     p = run / name / "state.json"
     return p.exists() and json.loads(p.read_text())["step"] >= steps
 
@@ -107,7 +109,7 @@ def run_recipe(data: str | Path, run: str | Path, recipe: Recipe = Recipe(), *, 
             (run / KMEANS_DONE).write_text(json.dumps({"positions": recipe.kmeans_positions,
                                                       "iters": recipe.kmeans_iters}))
         else:
-            if _stage_done(run, name, steps):
+            if stage_done(run, name, steps):
                 continue
             out = train_stage(codec, name, data, run, steps=steps, batch=recipe.batch, units=recipe.units,
                               lr=recipe.lr, seed=recipe.seed, max_minutes=left(), precision=recipe.precision,
@@ -119,16 +121,20 @@ def run_recipe(data: str | Path, run: str | Path, recipe: Recipe = Recipe(), *, 
     return record
 
 
-def is_speech_run(run: Path) -> bool:
-    """Whether ``run`` is a speech-route run folder (its model file names an ``sp`` config)."""
+def _run_config(run: str | Path) -> dict:
+    """The config stored with a run folder's model file (``{}`` when there is none)."""
     from safetensors import safe_open
 
     path = Path(run) / "model.safetensors"
     if not path.exists():
-        return False
+        return {}
     with safe_open(str(path), framework="pt") as f:
-        cfg = json.loads((f.metadata() or {}).get("config", "{}"))
-    return cfg.get("speech") is not None
+        return json.loads((f.metadata() or {}).get("config", "{}"))
+
+
+def is_speech_run(run: Path) -> bool:
+    """Whether ``run`` is a speech-route run folder (its model file names an ``sp`` config)."""
+    return _run_config(run).get("speech") is not None
 
 
 def progress(run: str | Path) -> list[str]:
@@ -151,14 +157,7 @@ def progress(run: str | Path) -> list[str]:
 def run_preset(run: str | Path) -> str:
     """The preset of a speech run's model: ``sp-small-r50``, or ``sp-small-r50-g`` when its
     config has the general-audio route."""
-    from safetensors import safe_open
-
-    path = Path(run) / "model.safetensors"
-    if not path.exists():
-        return "sp-small-r50"
-    with safe_open(str(path), framework="pt") as f:
-        cfg = json.loads((f.metadata() or {}).get("config", "{}"))
-    return "sp-small-r50-g" if (cfg.get("speech") or {}).get("general_route") else "sp-small-r50"
+    return "sp-small-r50-g" if (_run_config(run).get("speech") or {}).get("general_route") else "sp-small-r50"
 
 
 def export(run: str | Path, out: str | Path | None = None, *, storage: str = "float16",

@@ -40,10 +40,18 @@ COMMIT_WEIGHT = 0.25
 CODEC_STAGES = ("semantic", "codec", "flow")
 
 
+def _feature_terms(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor):
+    """The two terms of the feature loss, unreduced: ``|error| [B, U', 4, 19]`` of the normalised
+    continuous features and the pitch cross-entropy ``[B, U', 4]``."""
+    l1 = (cont - decoder.normalise(target)).abs()
+    ce = -(soft_targets(target[..., 18], logits.shape[-1]) * F.log_softmax(logits, -1)).sum(-1)
+    return l1, ce
+
+
 def feature_loss(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Regression outputs vs raw target features ``[B, U', 4, 20]``."""
-    l1 = (cont - decoder.normalise(target)).abs().mean()
-    pitch = -(soft_targets(target[..., 18], logits.shape[-1]) * F.log_softmax(logits, -1)).sum(-1).mean()
+    l1, ce = _feature_terms(decoder, cont, logits, target)
+    l1, pitch = l1.mean(), ce.mean()
     with torch.no_grad():
         hit = (logits.argmax(-1) - soft_targets(target[..., 18], logits.shape[-1]).argmax(-1)).abs() <= 2
     return l1 + PITCH_WEIGHT * pitch, {"l1": l1.item(), "pitch_ce": pitch.item(), "pitch_acc": hit.float().mean().item()}
@@ -167,9 +175,8 @@ class GeneralStage(_FrozenStage):
 
 def position_losses(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """:func:`feature_loss` per position ``[B, U']`` (mean over the position's frames)."""
-    l1 = (cont - decoder.normalise(target)).abs().mean((-1, -2))
-    ce = -(soft_targets(target[..., 18], logits.shape[-1]) * F.log_softmax(logits, -1)).sum(-1).mean(-1)
-    return l1 + PITCH_WEIGHT * ce
+    l1, ce = _feature_terms(decoder, cont, logits, target)
+    return l1.mean((-1, -2)) + PITCH_WEIGHT * ce.mean(-1)
 
 
 class RouterStage(_FrozenStage):

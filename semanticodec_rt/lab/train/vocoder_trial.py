@@ -152,7 +152,7 @@ class Candidate:
     def set_lr(self, factor: float) -> None:
         for opt in self.optimizers().values():
             for g in opt.param_groups:
-                g["lr"] = g["initial_lr"] * factor
+                g["lr"] = self.s.lr * factor
 
 
 class _SpectralCandidate(Candidate):
@@ -162,8 +162,6 @@ class _SpectralCandidate(Candidate):
         super().__init__(settings)
         self.generator = generator
         self.opt = torch.optim.AdamW(generator.parameters(), settings.lr, betas=settings.betas)
-        for g in self.opt.param_groups:
-            g["initial_lr"] = settings.lr
 
     def train_step(self, batch: dict) -> dict:
         real = batch["audio"]
@@ -215,9 +213,6 @@ class HiFiGANCandidate(Candidate):
         lr = settings.lr
         self.opt = torch.optim.AdamW(self.generator.parameters(), lr, betas=settings.betas)
         self.opt_d = torch.optim.AdamW(self.disc.parameters(), lr, betas=settings.betas)
-        for opt in (self.opt, self.opt_d):
-            for g in opt.param_groups:
-                g["initial_lr"] = lr
 
     def modules(self):
         return {"generator": self.generator, "disc": self.disc}
@@ -338,14 +333,7 @@ def load_generator(name: str, final: str | Path) -> Candidate:
     """A candidate with the generator weights of a finished trial, in eval mode."""
     from safetensors.torch import load_file
 
-    cand = make_candidate(name) if name != "hifigan-gan" else _bare_hifigan()
+    cand = make_candidate(name)
     cand.generator.load_state_dict(load_file(str(final)))
     cand.generator.eval()
-    return cand
-
-
-def _bare_hifigan() -> Candidate:
-    cand = HiFiGANCandidate.__new__(HiFiGANCandidate)
-    Candidate.__init__(cand, TrialSettings())
-    cand.generator = _previous_hifigan(HiFiGANCandidate.start_from)
     return cand
