@@ -214,8 +214,9 @@ class SpeechConfig:
     pitch_bins: int = 192
     flow_hidden: int = 256
     flow_layers: int = 3
-    # The general-audio route (music, effects): a second regression path to the same features,
-    # a router that picks a route per position from the tokens, a fade at each switch.
+    # The general-audio route (music, effects): a regression path to 64-bin log-mel and an
+    # iSTFT vocoder, a router that picks a route per position from the tokens, a waveform fade
+    # over route_fade_units positions at each switch.
     general_route: bool = False
     router_hidden: int = 64
     route_fade_units: int = 2

@@ -1,7 +1,10 @@
 """The general-audio route: router decisions with hysteresis, fades at a switch, forced routes,
-and a streamed decode equal to the offline one with the router switching mid-stream."""
+the mel path voiced as the offline iSTFT vocoder voices its rows, a streamed decode equal to the
+offline one with the router switching mid-stream, the router's labels and the training recipe."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -102,6 +105,36 @@ def test_general_route_streams_like_offline_and_switches(codec):
     assert not torch.equal(ref[0, :, nxt], speech[0, :, nxt])
 
 
+def test_general_route_is_the_vocoder_of_the_mel_rows(codec):
+    """Forced to the general route, the decoder's audio is the iSTFT vocoder run offline over the
+    mel path's rows (after MEL_SHIFT frames of silence), sample for sample inside the signal: the
+    2-frame shift lines the rows up with the audio and adds no latency (640 samples a position)."""
+    import math
+
+    from semanticodec_rt.audio.mel import LOG_FLOOR
+    from semanticodec_rt.decoder.speech_decoder import MEL_SHIFT
+
+    x = _tone_then_noise(9600)[None]
+    tokens = codec.encode(x)
+    dec = codec.decoder
+    try:
+        dec.route = "general"
+        got = codec.decode(tokens, steps=0)[0, 0]
+    finally:
+        dec.route = "auto"
+    cond = codec.decoder_feature(tokens)
+    silent = torch.zeros_like(cond[:, :1]).expand(-1, dec.general.lookahead, -1)
+    with torch.no_grad():
+        rows, _ = dec.general(torch.cat([cond, silent], 1))  # [1, U, 4, 64]
+        mel = torch.cat([torch.full((1, MEL_SHIFT, 64), math.log(LOG_FLOOR)), rows.flatten(1, 2)], 1)
+        ref = dec.mel_vocoder(mel)[0]
+    n = got.shape[0]
+    assert n == 9600 and ref.shape[0] >= n
+    inner = slice(240, n - 400)
+    assert ref[inner].abs().max() > 1e-3
+    torch.testing.assert_close(got[inner], ref[inner], atol=1e-5, rtol=1e-4)
+
+
 def test_route_needs_a_general_model():
     plain = SemantiCodec.random(PRESETS["sp-small-r50"], seed=0)
     with pytest.raises(ValueError, match="no general-audio route"):
@@ -119,38 +152,95 @@ def test_general_preset_keeps_the_bitrate_and_the_plain_sha():
 
 # -- training -------------------------------------------------------------------------------------
 def _tiny_streams(folder, seconds: float = 12.0):
-    write_tiny_streams(folder, (_tone_then_noise(int(seconds * 16000)).numpy() * 20000).astype(np.int16))
+    """Tone (as if speech), noise (as if music), tone: with the clip lists the router learns from."""
+    n = int(seconds * 16000)
+    write_tiny_streams(folder, (_tone_then_noise(n).numpy() * 20000).astype(np.int16))
+    third = n // 3
+    clips = [{"start": 0, "n": third, "cls": "speech"}, {"start": third, "n": third, "cls": "music"},
+             {"start": 2 * third, "n": n - 2 * third, "cls": "speech"}]
+    for split in ("train", "valid"):
+        (folder / f"{split}.clips.jsonl").write_text("".join(json.dumps(c) + "\n" for c in clips))
+
+
+def test_stream_positions_carry_the_class_of_their_clip(tmp_path):
+    from semanticodec_rt.lab.train.speech_data import FeatureStream
+
+    _tiny_streams(tmp_path)
+    st = FeatureStream(tmp_path, "train")
+    third = 12 * 16000 // 3
+    centre = np.arange(st.positions) * 640 + 320
+    want = np.where((centre >= third) & (centre < 2 * third), 1, 0)
+    assert np.array_equal(st.classes, want)
+    b = st.batch(3, 10, 0, 0)
+    assert b.classes.shape == (3, 10) and set(b.classes.unique().tolist()) <= {0, 1}
+    (tmp_path / "train.clips.jsonl").write_text(json.dumps({"start": 6400, "n": 640, "cls": "sfx"}) + "\n")
+    gaps = FeatureStream(tmp_path, "train").classes
+    assert gaps[10] == 1 and (gaps[:10] == -1).all() and (gaps[11:] == -1).all()
+
+
+def test_mel_targets_are_the_frames_after_the_shift(tmp_path):
+    """Position u's target rows are log-mel frames 4u + shift .. of the stream: the same numbers
+    as the log-mel of the whole stream at those frames (away from its ends)."""
+    from semanticodec_rt.audio.mel import log_mel
+    from semanticodec_rt.lab.train.speech_data import FeatureStream
+    from semanticodec_rt.lab.train.speech_stages import mel_targets
+
+    _tiny_streams(tmp_path)
+    st = FeatureStream(tmp_path, "train")
+    whole = log_mel(torch.from_numpy(np.asarray(st.pcm[: 160 * (len(st.pcm) // 160)], np.float32) / 32767.0)[None])[0]
+    p, units = 20, 8
+    a, f = st.crop(p, units)
+    from semanticodec_rt.lab.train.speech_data import Crops
+
+    t = mel_targets(Crops(torch.from_numpy(a.copy())[None], torch.from_numpy(f.copy())[None]), 4, 2, units - 1)
+    assert t.shape == (1, units - 1, 4, 64)
+    for u in range(units - 1):
+        torch.testing.assert_close(t[0, u], whole[4 * (p + u) + 2 : 4 * (p + u) + 6], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="need"):  # the crop's last position: its windows reach past it
+        mel_targets(Crops(torch.from_numpy(a.copy())[None], torch.from_numpy(f.copy())[None]), 4, 2, units)
 
 
 def test_general_run_keeps_the_speech_model_and_trains_only_its_parts(tmp_path):
-    """Started from an exported speech model: the tokens and the speech path decode exactly as
-    before; the general path starts as the speech path's copy; the general and router stages
-    change only their own tensors (the frozen RVQ does not follow the batches), and resume."""
+    """Started from an exported speech model and a vocoder: the tokens and the speech path decode
+    exactly as before; the mel path's input layer and GRU start as the speech path's, the
+    vocoder as the given weights; the three stages change only their own tensors (the frozen RVQ
+    does not follow the batches), and resume."""
     from semanticodec_rt.lab.train import general_run, speech_loop, speech_run
     from semanticodec_rt.weights import checkpoint
 
     _tiny_streams(tmp_path)
     base = SemantiCodec.random(PRESETS["sp-small-r50"], seed=2)
     checkpoint.save(base, tmp_path / "base.safetensors")
-    codec = general_run.start(tmp_path / "base.safetensors", tmp_path / "run", log=lambda *a: None)
+    from safetensors.torch import save_file
+
+    from semanticodec_rt.decoder.synthesis.istft_vocoder import ISTFTVocoder
+
+    torch.manual_seed(3)
+    voc = {k: v.contiguous() for k, v in ISTFTVocoder().state_dict().items()}
+    save_file(voc, str(tmp_path / "voc.safetensors"))
+    codec = general_run.start(tmp_path / "base.safetensors", tmp_path / "run", log=lambda *a: None,
+                              vocoder=tmp_path / "voc.safetensors")
+    assert all(torch.equal(codec.decoder.mel_vocoder.state_dict()[k], v) for k, v in voc.items())
     x = _tone_then_noise(6400)[None]
     tokens = codec.encode(x)
     assert torch.equal(tokens, base.encode(x))
     codec.decoder.route = "speech"
     assert torch.equal(codec.decode(tokens, steps=0), base.decode(tokens, steps=0))
     g, r = codec.decoder.general.state_dict(), codec.decoder.regressor.state_dict()
-    assert all(torch.equal(g[k], r[k]) for k in g)
+    shared = [k for k in g if k.startswith(("inp.", "gru."))]
+    assert len(shared) == 6 and all(torch.equal(g[k], r[k]) for k in shared)
 
     before = {k: v.clone() for k, v in codec.state_dict().items()}
-    recipe = general_run.GeneralRecipe(general_steps=3, router_steps=3, batch=2, units=6, precision="fp32")
+    recipe = general_run.GeneralRecipe(general_steps=3, vocoder_steps=2, router_steps=3, batch=2, vocoder_batch=2,
+                                       units=6, precision="fp32")
     kw = dict(log=lambda *a: None)
     rec = general_run.run_general(tmp_path / "base.safetensors", tmp_path, tmp_path / "run", recipe, **kw)
-    assert set(rec["cpu_s"]) == {"general", "router"}
+    assert set(rec["cpu_s"]) == {"general", "mel_vocoder", "router"}
     trained = speech_run.build_codec(general_run.PRESET)
     assert speech_loop.load_model_state(trained, tmp_path / "run")
     after = trained.state_dict()
     changed = {k.split(".")[1] for k in after if not torch.equal(after[k], before[k])}
-    assert changed == {"general", "router"}, changed
+    assert changed == {"general", "mel_vocoder", "router"}, changed
     # a second call finds both stages done and changes nothing
     general_run.run_general(tmp_path / "base.safetensors", tmp_path, tmp_path / "run", recipe, **kw)
     again = speech_run.build_codec(general_run.PRESET)
@@ -206,6 +296,7 @@ def test_train_general_cli_and_export(tmp_path, capsys):
     checkpoint.save(SemantiCodec.random(PRESETS["sp-small-r50"], seed=2), tmp_path / "base.safetensors")
     args = ["train", "general", "--base", str(tmp_path / "base.safetensors"), "--data", str(tmp_path),
             "--out", str(tmp_path / "run"), "--set", "general_steps=2", "--set", "router_steps=2",
+            "--set", "vocoder_steps=1", "--set", "vocoder_batch=2",
             "--set", "units=6", "--set", "batch=2", "--set", "precision=fp32"]
     assert cli.main(args) == 0
     assert "CPU-hours" in capsys.readouterr().out

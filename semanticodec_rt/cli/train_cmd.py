@@ -34,9 +34,11 @@ from the feature streams of 'semanticodec-rt data features' (--data STREAMS):
            stops it in slices); 'train export --out RUN_DIR' then writes the model (float16
            by default for a speech run)
   general  the general-audio route (music, effects) on a finished speech model (--base RUN_DIR
-           or checkpoint): a second regression path, then the router that picks a path per
-           position, on streams of 'data features --mix general'; tokens and the speech path
-           stay exactly as they were; --set general_steps=N,router_steps=N
+           or checkpoint): a tokens -> log-mel path, the iSTFT vocoder fine-tuned on its output
+           (--vocoder: a trial's final.safetensors from examples/vocoder_trials.py), then the
+           router that picks a route per position, on streams of 'data features --mix general';
+           tokens and the speech path stay exactly as they were;
+           --set general_steps=N,vocoder_steps=N,router_steps=N
 
 All stages of one model share RUN_DIR (one sub-folder each: config.json, log.jsonl, ckpt/,
 final.safetensors).  Checkpoints every STAGE.ckpt_every steps and when stopped (Ctrl-C,
@@ -90,6 +92,8 @@ def add_parser(sub) -> None:
                         "resume/sp-small-r50), then resume it")
     p.add_argument("--base", metavar="RUN_DIR|FILE",
                    help="general: the speech model to extend (a speech run folder or an exported checkpoint)")
+    p.add_argument("--vocoder", metavar="FILE",
+                   help="general: the iSTFT vocoder to start from (a vocoder trial's final.safetensors)")
     p.add_argument("--model-out", metavar="FILE", help="export: checkpoint path (default RUN_DIR/model.safetensors)")
     p.add_argument("--fp16", action="store_true", help="export: store float16 tensors (half the size)")
     p.add_argument("--storage", choices=("float32", "float16", "int8"),
@@ -210,9 +214,11 @@ def _cmd_general(args: argparse.Namespace) -> int:
         recipe = speech_run.recipe_with(args.set, general_run.GeneralRecipe())
     except ValueError as e:
         raise CliError(str(e)) from None
+    if args.vocoder and not Path(args.vocoder).is_file():
+        raise CliError(f"--vocoder {args.vocoder}: no such file")
     try:
-        record = general_run.run_general(args.base, args.data, args.out, recipe, max_minutes=args.max_minutes,
-                                         log=lambda s: say(args, s))
+        record = general_run.run_general(args.base, args.data, args.out, recipe, vocoder=args.vocoder,
+                                         max_minutes=args.max_minutes, log=lambda s: say(args, s))
     except (ValueError, FileNotFoundError) as e:
         raise CliError(str(e)) from None
     cpu_h = sum(record["cpu_s"].values()) / 3600

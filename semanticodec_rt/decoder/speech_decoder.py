@@ -7,11 +7,15 @@ the mean features and the pitch logits; the flow residual (:mod:`.speech.flow`),
 (:mod:`.speech.pitch`).  The features are then de-normalised and voiced by FARGAN, one stream
 per batch item, in the C++ kernel (the torch twin where the extension is missing).
 
-With ``cfg.speech.general_route`` the decoder has a second regression path, ``general``
-(trained on music and effects, same features, no flow residual), and a router
-(:mod:`.speech.router`) that picks the path per position from the tokens and fades between
-the two at a switch; :attr:`SpeechDecoder.route` forces one path ("speech", "general") or lets
-the router choose ("auto", the default).
+With ``cfg.speech.general_route`` the decoder has a second route for music and effects: a
+regression path ``general`` from the same tokens to 64-bin log-mel frames
+(:class:`~.speech.regression.MelRegressor`) voiced by an iSTFT-head vocoder ``mel_vocoder``
+(:mod:`.synthesis.istft_vocoder`), and a router (:mod:`.speech.router`) that picks the route
+per position from the tokens.  The two vocoders differ, so a switch fades the waveforms over
+``route_fade_units`` positions; with the router on ("auto") both routes run all the time, so
+each stream's state is current when the fade starts.  :attr:`SpeechDecoder.route` forces one
+route ("speech", "general": the other one is not run) or lets the router choose ("auto", the
+default).
 
 The vocoder is not part of this module's state (its weights are opus's, shipped once in
 ``assets/fargan.safetensors`` and named by their own sha256); whoever builds the codec attaches
@@ -20,23 +24,30 @@ it with :meth:`SpeechDecoder.attach_vocoder`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..audio.mel import LOG_FLOOR, N_MELS
 from ..config import CodecConfig
 from ..timing import StageTimes
 from .diffusion.noise import window_noise
 from .speech.flow import ResidualFlow
 from .speech.pitch import decode_pitch
-from .speech.regression import CONTINUOUS, FeatureRegressor
+from .speech.regression import CONTINUOUS, FeatureRegressor, MelRegressor
 from .speech.router import ROUTES, RouteClassifier, RouteState, decide, fade_weights
+from .synthesis import stft_frames
 from .synthesis.fargan import NB_FEATURES, PRIME_FRAMES
+from .synthesis.istft_vocoder import ISTFTStream, ISTFTVocoder
 
 #: feature columns the continuous outputs fill (cepstrum 0..17, pitch correlation 19)
 CONTINUOUS_COLUMNS = tuple(range(18)) + (19,)
 PITCH_COLUMN = 18
+#: frames the general route's mel rows run ahead of their position (see MelRegressor): the
+#: iSTFT window starts N_FFT / 2 - OFFSET = 240 samples before its frame, i.e. 1.5 frames
+MEL_SHIFT = -(-(stft_frames.N_FFT // 2 - stft_frames.OFFSET) // stft_frames.HOP)
 
 
 @dataclass
@@ -49,6 +60,8 @@ class DecoderState:
     general: object = None  # the general path's GRU state (general route only)
     router: RouteState = field(default_factory=RouteState)
     route_logit: torch.Tensor | None = None  # the router's latest logit [B]
+    mel_stream: ISTFTStream | None = None  # the general route's vocoder stream
+    mel_pending: torch.Tensor | None = None  # [B, n] its samples finalised but not yet emitted
 
 
 class SpeechDecoder(nn.Module):
@@ -63,8 +76,9 @@ class SpeechDecoder(nn.Module):
         self.flow = ResidualFlow(sp.unit_frames * CONTINUOUS, self.regressor.context_dim, sp.flow_hidden,
                                  sp.flow_layers)
         if sp.general_route:
-            self.general = FeatureRegressor(in_dim, sp.dec_hidden, sp.unit_frames, sp.pitch_bins,
-                                            sp.lookahead_units)
+            self.general = MelRegressor(in_dim, sp.dec_hidden, sp.unit_frames, N_MELS, sp.lookahead_units,
+                                        MEL_SHIFT)
+            self.mel_vocoder = ISTFTVocoder()
             self.router = RouteClassifier(in_dim, sp.router_hidden)
         self._route = "auto"
         # Feature statistics of the training data: the network works on normalised features.
@@ -136,7 +150,15 @@ class SpeechDecoder(nn.Module):
 
     # -- streaming inference ------------------------------------------------------------------------
     def new_state(self, batch: int) -> DecoderState:
-        return DecoderState(vocoders=[self._new_vocoder() for _ in range(batch)])
+        st = DecoderState(vocoders=[self._new_vocoder() for _ in range(batch)])
+        if self.cfg.speech.general_route:
+            # The frames before position 0's first mel row stand for digital silence; of the
+            # samples they finalise, the first 240 (N_FFT / 2 - OFFSET) lie before sample 0.
+            st.mel_stream = ISTFTStream(self.mel_vocoder, batch)
+            prime = self.feature_mean.new_full((batch, MEL_SHIFT, N_MELS), math.log(LOG_FLOOR))
+            early = stft_frames.N_FFT // 2 - stft_frames.OFFSET
+            st.mel_pending = st.mel_stream.push(prime)[:, early:]
+        return st
 
     def _new_vocoder(self):
         if self.vocoder is None:
@@ -173,23 +195,32 @@ class SpeechDecoder(nn.Module):
         return torch.cat(pcm, -1) if pcm else torch.zeros(b, 0)
 
     def _voice(self, out, state: DecoderState, steps: int, seed: int, out_g=None) -> torch.Tensor:
-        b = out[0].shape[0]
-        noise = self.flow_noise(seed, state.position, b) if steps > 0 else None
+        n = out[0].shape[1] * stft_frames.HOP
+        if out_g is None:
+            return self._speech_pcm(out, state, steps, seed)
+        # The router's latest logit has seen ``lookahead`` positions past this one.
+        target = decide(torch.sigmoid(state.route_logit), state.router, self._route)
+        w = fade_weights(state.router, target, n, self.cfg.speech.route_fade_units * n)  # [B, n]
+        general = self._general_pcm(out_g[0], state) if self._route != "speech" else None
+        if self._route == "general":
+            state.position += 1
+            return general
+        speech = self._speech_pcm(out, state, steps, seed)
+        return speech if general is None else speech + w * (general - speech)
+
+    def _speech_pcm(self, out, state: DecoderState, steps: int, seed: int) -> torch.Tensor:
+        """The speech route's ``[B, 640]`` of one position (FARGAN, one stream per item)."""
+        noise = self.flow_noise(seed, state.position, out[0].shape[0]) if steps > 0 else None
         feats = self.position_features(out, steps, noise)  # [B, F, 20]
-        if out_g is not None:
-            feats = self._route_features(feats, out_g, state)
         state.position += 1
         return torch.stack([v.synthesize(feats[i]) for i, v in enumerate(state.vocoders)])
 
-    def _route_features(self, speech: torch.Tensor, out_g, state: DecoderState) -> torch.Tensor:
-        """The speech path's features ``[B, F, 20]`` faded towards the general path's by the
-        router's decision (the latest logit: it has seen ``lookahead`` positions more)."""
-        general = self.to_features(out_g[0], out_g[1])
-        prob = torch.sigmoid(state.route_logit)
-        target = decide(prob, state.router, self._route)
-        f = speech.shape[1]
-        w = fade_weights(state.router, target, f, self.cfg.speech.route_fade_units * f)  # [B, F]
-        return speech + w[..., None] * (general - speech)
+    def _general_pcm(self, mel: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """The general route's ``[B, 640]`` of one position from its mel rows ``[B, F, 64]``."""
+        n = mel.shape[1] * stft_frames.HOP
+        pcm = torch.cat([state.mel_pending, state.mel_stream.push(mel)], 1)
+        state.mel_pending = pcm[:, n:]
+        return pcm[:, :n]
 
 
 class _VocoderStream:

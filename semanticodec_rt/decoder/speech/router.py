@@ -1,13 +1,13 @@
-"""Which regression path voices a token position: the speech route or the general-audio route.
+"""Which route voices a token position: the speech route or the general-audio route.
 
 The choice costs no bits: it is read off the tokens the decoder already has.  A small GRU over
-positions turns each position's token features into the logit of "the general route
-reconstructs this position better" (trained on exactly that label, :mod:`...lab.train`'s
-``router`` stage), so mixed content (speech over music) goes wherever it measured better.  A
-decision is taken with hysteresis (enter the general route above :data:`ENTER`, leave it below
-:data:`LEAVE`) so a position near the boundary does not flip the route back and forth, and each
-switch fades the features from one route to the other over ``fade_units`` positions, frame by
-frame, into the same vocoder stream: nothing is cut, so nothing clicks.
+positions turns each position's token features into the logit of "this is music or effects,
+not speech" (trained on the clip classes of the streams, :mod:`...lab.train.speech_stages`'
+``router`` stage).  A decision is taken with hysteresis (enter the general route above
+:data:`ENTER`, leave it below :data:`LEAVE`) so a position near the boundary does not flip the
+route back and forth, and each switch fades from one route's waveform to the other's over
+``fade_units`` positions, sample by sample (:func:`fade_weights`): nothing is cut, so nothing
+clicks.
 
 Everything is a function of the token sequence and the stream's own past, so a streamed decode
 equals an offline one.
@@ -52,7 +52,7 @@ class RouteClassifier(nn.Module):
 @dataclass
 class RouteState:
     """One stream's router: its GRU state, the route in force (per batch item: 1.0 general,
-    0.0 speech) and the general route's weight at the end of the last frame emitted."""
+    0.0 speech) and the general route's weight at the last sample emitted."""
 
     h: torch.Tensor | None = None
     general: torch.Tensor | None = None  # [B] bool
@@ -75,9 +75,10 @@ def decide(prob: torch.Tensor, state: RouteState, mode: str) -> torch.Tensor:
 
 
 def fade_weights(state: RouteState, target: torch.Tensor, frames: int, fade_frames: int) -> torch.Tensor:
-    """The general route's weight for each of the next ``frames`` frames ``[B, F]``: from where
-    it stands towards ``target`` (0 or 1) by ``1 / fade_frames`` per frame (a linear fade over
-    ``fade_frames`` frames; the first frame of a stream takes the target at once)."""
+    """The general route's weight for each of the next ``frames`` steps (samples, as the decoder
+    uses it) ``[B, F]``: from where it stands towards ``target`` (0 or 1) by ``1 / fade_frames``
+    per step (a linear fade over ``fade_frames`` steps; a stream's first step takes the target
+    at once)."""
     t = target.float()
     if state.weight is None:
         state.weight = t

@@ -21,7 +21,10 @@ OFFSET = HOP // 2
 
 @functools.lru_cache(maxsize=4)
 def _window(device: str, dtype: torch.dtype) -> torch.Tensor:
-    return torch.hann_window(N_FFT, periodic=True, device=device, dtype=dtype)
+    # a normal tensor even when first asked for under inference mode (decoding): training
+    # afterwards in the same process saves it for backward
+    with torch.inference_mode(False):
+        return torch.hann_window(N_FFT, periodic=True, device=device, dtype=dtype)
 
 
 def window(ref: torch.Tensor) -> torch.Tensor:

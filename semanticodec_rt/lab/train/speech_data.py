@@ -5,6 +5,10 @@ its audio (plus the 240 samples the last fbank frame reads past it, and the 256 
 correlation history before it) and, per position u, the FARGAN feature rows ``4u + 1 .. 4u + 4``
 counted from the crop start (analysis row r matches fbank frame r - 1, :mod:`.feature_stream`).
 Crops are drawn from a generator seeded by (seed, step), so a resumed run sees the same crops.
+
+Where the stream has its clip list (``SPLIT.clips.jsonl``), each crop also carries the class of
+every position (:data:`CLASS_IDS`: the clip under the position's centre sample; -1 in the gaps
+between clips): the router's labels.
 """
 
 from __future__ import annotations
@@ -19,15 +23,19 @@ import torch
 UNIT_SAMPLES = 640
 TAIL = 240  # samples the last fbank frame of a position reads past it
 HISTORY = 256  # samples of correlation history (xcorr_max_lag)
+#: position classes: the speech route's and the general route's content; GAP: no clip
+CLASS_IDS = {"speech": 0, "music": 1, "sfx": 1}
+GAP = -1
 
 
 @dataclass
 class Crops:
-    """A batch: ``audio [B, HISTORY + U*640 + TAIL]`` float32 (history first) and
-    ``features [B, U, 4, 20]`` float32."""
+    """A batch: ``audio [B, HISTORY + U*640 + TAIL]`` float32 (history first),
+    ``features [B, U, 4, 20]`` float32 and, where known, ``classes [B, U]`` int64."""
 
     audio: torch.Tensor
     features: torch.Tensor
+    classes: torch.Tensor | None = None
 
 
 class FeatureStream:
@@ -39,6 +47,8 @@ class FeatureStream:
         self.feat = np.load(folder / f"{split}.feat.npy", mmap_mode="r")
         self.stats = json.loads((folder / "stats.json").read_text())
         self.positions = (min(len(self.pcm) - TAIL, (len(self.feat) - 2) * 160)) // UNIT_SAMPLES
+        clips = folder / f"{split}.clips.jsonl"
+        self.classes = _position_classes(clips, self.positions) if clips.exists() else None
 
     def crop(self, position: int, units: int) -> tuple[np.ndarray, np.ndarray]:
         """The crop starting at token position ``position``: (audio, features [U, 4, 20])."""
@@ -56,11 +66,28 @@ class FeatureStream:
         starts = rng.integers(0, self.positions - units, size=batch)
         pairs = [self.crop(int(p), units) for p in starts]
         return Crops(torch.from_numpy(np.stack([a for a, _ in pairs])),
-                     torch.from_numpy(np.stack([f for _, f in pairs])))
+                     torch.from_numpy(np.stack([f for _, f in pairs])), self._classes(starts, units))
+
+    def _classes(self, starts, units: int) -> torch.Tensor | None:
+        if self.classes is None:
+            return None
+        return torch.from_numpy(np.stack([self.classes[int(p) : int(p) + units] for p in starts]).astype(np.int64))
 
     def sequential(self, units: int, limit: int | None = None):
         """Consecutive crops from the start of the stream (validation), ``limit`` at most."""
         n = self.positions // units
         for i in range(n if limit is None else min(n, limit)):
             a, f = self.crop(i * units, units)
-            yield Crops(torch.from_numpy(a.copy())[None], torch.from_numpy(f.copy())[None])
+            yield Crops(torch.from_numpy(a.copy())[None], torch.from_numpy(f.copy())[None],
+                        self._classes([i * units], units))
+
+
+def _position_classes(clips: Path, positions: int) -> np.ndarray:
+    """``[positions]`` int8: the class of the clip under each position's centre sample."""
+    out = np.full(positions, GAP, np.int8)
+    centre = np.arange(positions) * UNIT_SAMPLES + UNIT_SAMPLES // 2
+    for line in clips.read_text().splitlines():
+        c = json.loads(line)
+        lo, hi = np.searchsorted(centre, [c["start"], c["start"] + c["n"]])
+        out[lo:hi] = CLASS_IDS.get(c["cls"], GAP)
+    return out

@@ -10,13 +10,14 @@
    normalised cepstrum and pitch correlation, cross-entropy on the pitch bins, VQ commitment).
 4. ``flow``     -- everything else frozen, the residual flow learns what the regression misses.
 
-The general-audio route (models with ``speech.general_route``) adds two stages on the frozen
+The general-audio route (models with ``speech.general_route``) adds three stages on the frozen
 encoder and speech path, trained on the ``general`` mix of streams:
 
-5. ``general``  -- the second regression path, same loss as ``codec``'s (warm-started from the
-   speech path by :mod:`.general_run`);
-6. ``router``   -- the router learns, per position, which path reconstructs it better (the lower
-   feature loss), as a binary cross-entropy weighted by how much better.
+5. ``general``     -- the general route's mel path: tokens -> 64-bin log-mel frames, L1;
+6. ``mel_vocoder`` -- its iSTFT vocoder (from a vocoder trial, :mod:`.vocoder_trial`) fine-tuned
+   on the mel path's predictions against the audio (STFT + log-mel losses);
+7. ``router``      -- the router learns each position's content class (speech -> speech route;
+   music, effects -> general route) from the clip lists of the streams.
 
 Frozen parts stay in eval mode while a stage trains (:meth:`_FrozenStage.train`): the residual
 VQ follows its batches in training mode, which a frozen encoder must not do.
@@ -31,27 +32,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...audio.mel import HOP as MEL_HOP
+from ...audio.mel import N_FFT as MEL_N_FFT
+from ...audio.mel import log_mel
 from ...decoder.speech.pitch import soft_targets
 from ...decoder.speech.regression import FeatureRegressor
-from .speech_data import HISTORY
+from .speech_data import CLASS_IDS, GAP, HISTORY
 
 PITCH_WEIGHT = 0.3
 COMMIT_WEIGHT = 0.25
 CODEC_STAGES = ("semantic", "codec", "flow")
 
 
-def _feature_terms(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor):
-    """The two terms of the feature loss, unreduced: ``|error| [B, U', 4, 19]`` of the normalised
-    continuous features and the pitch cross-entropy ``[B, U', 4]``."""
-    l1 = (cont - decoder.normalise(target)).abs()
-    ce = -(soft_targets(target[..., 18], logits.shape[-1]) * F.log_softmax(logits, -1)).sum(-1)
-    return l1, ce
-
-
 def feature_loss(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Regression outputs vs raw target features ``[B, U', 4, 20]``."""
-    l1, ce = _feature_terms(decoder, cont, logits, target)
-    l1, pitch = l1.mean(), ce.mean()
+    l1 = (cont - decoder.normalise(target)).abs().mean()
+    pitch = -(soft_targets(target[..., 18], logits.shape[-1]) * F.log_softmax(logits, -1)).sum(-1).mean()
     with torch.no_grad():
         hit = (logits.argmax(-1) - soft_targets(target[..., 18], logits.shape[-1]).argmax(-1)).abs() <= 2
     return l1 + PITCH_WEIGHT * pitch, {"l1": l1.item(), "pitch_ce": pitch.item(), "pitch_acc": hit.float().mean().item()}
@@ -160,8 +156,25 @@ class FlowStage(_FrozenStage):
         return loss, {"fm": loss.item(), "residual_rms": r.pow(2).mean().sqrt().item()}
 
 
+def mel_targets(crops, unit_frames: int, shift: int, positions: int) -> torch.Tensor:
+    """The general path's targets ``[B, positions, F, 64]``: log-mel frames ``F u + shift ..``
+    of each position u (:class:`~...decoder.speech.regression.MelRegressor`; frame t centred on
+    sample ``160 t + 80`` of the first position), every one computed on real audio: the mel
+    starts one frame into the history, and the last frame's 1024-sample window must end inside
+    the crop (it does for every position the path outputs, U - lookahead, at lookahead >= 1)."""
+    frames = unit_frames * positions + shift  # frames 0 .. frames - 1 of the first position's grid
+    start = HISTORY - MEL_HOP
+    need = start + MEL_HOP * (frames + 1) + (MEL_N_FFT - MEL_HOP) // 2  # the last window's end
+    if need > crops.audio.shape[1]:
+        raise ValueError(f"{positions} positions of mel targets need {need} samples of crop, "
+                         f"have {crops.audio.shape[1]}")
+    # all the crop has (the mel reflect-pads what it is given: the frames used must not see that)
+    audio = crops.audio[:, start : start + MEL_HOP * ((crops.audio.shape[1] - start) // MEL_HOP)]
+    return log_mel(audio)[:, 1 + shift : 1 + frames].unflatten(1, (positions, unit_frames))
+
+
 class GeneralStage(_FrozenStage):
-    """The general-audio regression path on the frozen encoder."""
+    """The general route's mel path on the frozen encoder: L1 on the log-mel frames."""
 
     name = "general"
 
@@ -169,18 +182,45 @@ class GeneralStage(_FrozenStage):
         return self.decoder.general
 
     def loss(self, crops) -> tuple[torch.Tensor, dict]:
-        cont, logits, _ = self.decoder.general(self.tokens(crops))
-        return feature_loss(self.decoder, cont, logits, crops.features[:, : cont.shape[1]])
+        g = self.decoder.general
+        mel, _ = g(self.tokens(crops))
+        loss = (mel.float() - mel_targets(crops, g.unit_frames, g.shift, mel.shape[1])).abs().mean()
+        return loss, {"mel_l1": loss.item()}
 
 
-def position_losses(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """:func:`feature_loss` per position ``[B, U']`` (mean over the position's frames)."""
-    l1, ce = _feature_terms(decoder, cont, logits, target)
-    return l1.mean((-1, -2)) + PITCH_WEIGHT * ce.mean(-1)
+class MelVocoderStage(_FrozenStage):
+    """The general route's iSTFT vocoder, fine-tuned on the frozen mel path's predictions (not the
+    true mels it was trained on first): multi-resolution STFT loss + log-mel L1 against the
+    audio those frames stand for."""
+
+    name = "mel_vocoder"
+
+    def trained(self) -> nn.Module:
+        return self.decoder.mel_vocoder
+
+    def loss(self, crops) -> tuple[torch.Tensor, dict]:
+        from .vocoder_trial import stft_loss
+
+        g = self.decoder.general
+        with torch.no_grad():
+            mel, _ = g(self.tokens(crops))
+        mel = mel.float().flatten(1, 2)  # frames shift .. shift + 4 U' - 1
+        fake = self.decoder.mel_vocoder(mel).float()
+        start = HISTORY + 160 * g.shift
+        real = crops.audio[:, start : start + fake.shape[1]]
+        spec = stft_loss(fake, real)
+        mel_l1 = (log_mel(fake) - log_mel(real)).abs().mean()
+        return spec + mel_l1, {"stft": spec.item(), "mel_l1": mel_l1.item()}
+
+
+#: how much more a speech position's label weighs than a music or effects one: speech is the
+#: minority of the general mix, and sending speech to the general route costs intelligibility
+SPEECH_WEIGHT = 4.0
 
 
 class RouterStage(_FrozenStage):
-    """The router, on labels of which frozen path reconstructs each position better."""
+    """The router, on the class of each position's content (speech: the speech route; music and
+    effects: the general route); positions between clips do not count."""
 
     name = "router"
 
@@ -188,27 +228,29 @@ class RouterStage(_FrozenStage):
         return self.decoder.router
 
     def loss(self, crops) -> tuple[torch.Tensor, dict]:
+        if crops.classes is None:
+            raise ValueError("the router stage needs streams with their clip lists (SPLIT.clips.jsonl)")
         d = self.decoder
         cond = self.tokens(crops)
-        with torch.no_grad():
-            cs, ls, _ = d.regressor(cond)
-            cg, lg, _ = d.general(cond)
-            target = crops.features[:, : cs.shape[1]]
-            gap = position_losses(d, cs, ls, target) - position_losses(d, cg, lg, target)  # > 0: general better
-            label = (gap > 0).float()
-            weight = gap.abs() / gap.abs().mean().clamp_min(1e-6)
+        la = d.regressor.lookahead
         # the decision for position u is taken once position u + lookahead has arrived
-        logit = d.router(cond)[:, d.regressor.lookahead :].float()
-        loss = F.binary_cross_entropy_with_logits(logit, label, weight=weight)
+        logit = d.router(cond)[:, la:].float()
+        cls = crops.classes[:, : logit.shape[1]]
+        label = (cls == CLASS_IDS["music"]).float()
+        weight = torch.where(cls == CLASS_IDS["speech"], SPEECH_WEIGHT, 1.0) * (cls != GAP)
+        loss = (F.binary_cross_entropy_with_logits(logit, label, reduction="none") * weight).sum() / \
+            weight.sum().clamp_min(1.0)
         with torch.no_grad():
             hit = ((logit > 0).float() == label).float()
-            regret = (gap.clamp_min(0) * (logit <= 0) + (-gap).clamp_min(0) * (logit > 0)).mean()
-        return loss, {"bce": loss.item(), "acc": hit.mean().item(), "general_share": label.mean().item(),
-                      "regret": regret.item()}
+            speech, known = cls == CLASS_IDS["speech"], cls != GAP
+            acc_speech = hit[speech].mean().item() if speech.any() else float("nan")
+            acc = hit[known].mean().item() if known.any() else float("nan")
+        return loss, {"bce": loss.item(), "acc": acc, "acc_speech": acc_speech,
+                      "general_share": label[known].mean().item() if known.any() else float("nan")}
 
 
 STAGES = {"semantic": SemanticStage, "codec": CodecStage, "flow": FlowStage, "general": GeneralStage,
-          "router": RouterStage}
+          "mel_vocoder": MelVocoderStage, "router": RouterStage}
 
 
 @torch.no_grad()
