@@ -17,20 +17,19 @@ each stream's state is current when the fade starts.  :attr:`SpeechDecoder.route
 route ("speech", "general": the other one is not run) or lets the router choose ("auto", the
 default).
 
-The vocoder is not part of this module's state (its weights are opus's, shipped once in
+FARGAN is not part of this module's state (its weights are opus's, shipped once in
 ``assets/fargan.safetensors`` and named by their own sha256); whoever builds the codec attaches
 it with :meth:`SpeechDecoder.attach_vocoder`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..audio.mel import LOG_FLOOR, N_MELS
+from ..audio.mel import N_MELS
 from ..config import CodecConfig
 from ..timing import StageTimes
 from .diffusion.noise import window_noise
@@ -61,7 +60,7 @@ class DecoderState:
     router: RouteState = field(default_factory=RouteState)
     route_logit: torch.Tensor | None = None  # the router's latest logit [B]
     mel_stream: ISTFTStream | None = None  # the general route's vocoder stream
-    mel_pending: torch.Tensor | None = None  # [B, n] its samples finalised but not yet emitted
+    mel_pending: torch.Tensor | None = None  # [B, n] its samples finalised but not yet emitted (None: none pushed)
 
 
 class SpeechDecoder(nn.Module):
@@ -152,12 +151,7 @@ class SpeechDecoder(nn.Module):
     def new_state(self, batch: int) -> DecoderState:
         st = DecoderState(vocoders=[self._new_vocoder() for _ in range(batch)])
         if self.cfg.speech.general_route:
-            # The frames before position 0's first mel row stand for digital silence; of the
-            # samples they finalise, the first 240 (N_FFT / 2 - OFFSET) lie before sample 0.
             st.mel_stream = ISTFTStream(self.mel_vocoder, batch)
-            prime = self.feature_mean.new_full((batch, MEL_SHIFT, N_MELS), math.log(LOG_FLOOR))
-            early = stft_frames.N_FFT // 2 - stft_frames.OFFSET
-            st.mel_pending = st.mel_stream.push(prime)[:, early:]
         return st
 
     def _new_vocoder(self):
@@ -218,7 +212,17 @@ class SpeechDecoder(nn.Module):
     def _general_pcm(self, mel: torch.Tensor, state: DecoderState) -> torch.Tensor:
         """The general route's ``[B, 640]`` of one position from its mel rows ``[B, F, 64]``."""
         n = mel.shape[1] * stft_frames.HOP
-        pcm = torch.cat([state.mel_pending, state.mel_stream.push(mel)], 1)
+        if state.mel_pending is None:
+            # A stream's first MEL_SHIFT frames (before position 0's first row) repeat that row:
+            # sound that starts with the stream starts at once, and the vocoder sees no
+            # out-of-range input (silence's log-mel floor) in its receptive field.  Of the
+            # samples they finalise, the first 240 (N_FFT / 2 - OFFSET) lie before sample 0.
+            mel = torch.cat([mel[:, :1].expand(-1, MEL_SHIFT, -1), mel], 1)
+            state.mel_pending = mel.new_zeros(mel.shape[0], 0)
+            early = stft_frames.N_FFT // 2 - stft_frames.OFFSET
+            pcm = state.mel_stream.push(mel)[:, early:]
+        else:
+            pcm = torch.cat([state.mel_pending, state.mel_stream.push(mel)], 1)
         state.mel_pending = pcm[:, n:]
         return pcm[:, :n]
 
