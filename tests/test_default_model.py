@@ -1,8 +1,9 @@
-"""The embedded default model: shipped, small, the speech route, and what every command loads
-without --model.
+"""The embedded default model: shipped, small, the speech route with its general-audio route,
+and what every command loads without --model.
 
-The model is the speech route of MODEL_CARD.md (``sp-small-r50``: tokens -> FARGAN features ->
-FARGAN; trained weights, float16 storage; the vocoder is the package's FARGAN asset).  The
+The model is the one of MODEL_CARD.md (``sp-small-r50-g``: tokens -> FARGAN features -> FARGAN
+for speech, tokens -> log-mel -> iSTFT vocoder for music and effects, a router between them;
+trained weights, float16 storage; FARGAN is the package's asset).  The
 round-trip test asks for intelligible speech, not just a signal: the decode of the shipped
 English clip must keep STOI >= 0.75 against it (codec2 at 1.4 kbps scores about 0.77 on the
 test split) and must beat the decode of the same tokens in shuffled order by far.
@@ -47,14 +48,14 @@ def test_default_is_the_shipped_speech_route(default_codec):
     meta = checkpoint.read_metadata(DEFAULT)
     assert meta["storage"] == "float16"
     cfg = default_codec.cfg
-    assert cfg.name.startswith("sp-small") and cfg.speech is not None
+    assert cfg.name.startswith("sp-small") and cfg.speech is not None and cfg.speech.general_route
     assert default_codec.windowing.name == "speech-units"
     assert cfg.sampler.steps <= 4  # at most 4 flow calls per position
     assert default_codec.windowing.algorithmic_latency_ms <= 200
     # written by examples/make_default_model.py from a `train export` of a speech run
     assert meta["user.source"].endswith(".safetensors") and len(meta["user.source_sha"]) == 16
     # the recipe, its CPU time per stage and the vocoder's provenance travel with the weights
-    assert set(json.loads(meta["user.cpu_s"])) >= {"semantic", "kmeans", "codec"}
+    assert set(json.loads(meta["user.cpu_s"])) >= {"semantic", "kmeans", "codec", "general", "mel_vocoder", "router"}
     assert "opus" in json.loads(meta["user.fargan"])["source_tarball"]
     assert default_codec.decoder.vocoder is not None
 
@@ -108,3 +109,33 @@ def test_every_stream_writer_names_the_weights(default_codec, tmp_path):
     assert link_info(default_codec).model == sha
     data = sc.compress(torch.zeros(1, 4000), default_codec)
     assert read_scrt(io.BytesIO(data))[0].model == sha
+
+
+MUSIC = REPO / "examples" / "audio" / "music_0ad_sunrise.flac"
+
+
+def test_default_routes_speech_music_speech(default_codec):
+    """The routing test of a speech -> music -> speech file (the shipped clips, 3 + 4 + 3 s): the
+    router puts the music on the general route and the speech on the speech route (a settling
+    margin of 20 positions, 800 ms, after each content boundary: the router's GRU needs that
+    much of a soft music entry to leave speech), switches only near the boundaries, and no switch clicks: the largest sample step within one position of a switch
+    stays below the 99.9th percentile of the steps of the whole decode."""
+    speech = load_waveform(CLIP)[0][0]
+    music = load_waveform(MUSIC)[0][0]
+    parts = [speech[: 3 * 16000], music[: 4 * 16000], speech[3 * 16000 : 6 * 16000]]
+    x = torch.cat(parts)[None]
+    tokens = default_codec.encode(x)
+    routes = default_codec.decoder.routes(default_codec.decoder_feature(tokens))[0].numpy()
+    b1, b2 = 3 * 25, 7 * 25  # content boundaries in positions
+    settle = 20
+    assert routes[b1 + settle : b2].mean() >= 0.9  # music -> general
+    assert not routes[:b1].any() and routes[b2 + settle :].mean() <= 0.05  # speech -> speech
+    switches = np.flatnonzero(routes[1:] != routes[:-1]) + 1
+    assert 2 <= len(switches) <= 4
+    assert all(min(abs(u - b1), abs(u - b2)) <= settle for u in switches)
+    y = default_codec.decode(tokens, seed=0, n_samples=x.shape[1])[0, 0].numpy()
+    step = np.abs(np.diff(y))
+    ref = np.percentile(step, 99.9)
+    for u in switches:
+        near = step[(u - 1) * 640 : (u + 1) * 640]
+        assert near.max() < ref, (u, near.max() / ref)

@@ -12,9 +12,12 @@ regression path ``general`` from the same tokens to 64-bin log-mel frames
 (:class:`~.speech.regression.MelRegressor`) voiced by an iSTFT-head vocoder ``mel_vocoder``
 (:mod:`.synthesis.istft_vocoder`), and a router (:mod:`.speech.router`) that picks the route
 per position from the tokens.  The two vocoders differ, so a switch fades the waveforms over
-``route_fade_units`` positions; with the router on ("auto") both routes run all the time, so
-each stream's state is current when the fade starts.  :attr:`SpeechDecoder.route` forces one
-route ("speech", "general": the other one is not run) or lets the router choose ("auto", the
+``route_fade_units`` positions.  Both paths' GRUs run at every position (each keeps its
+context); a route whose weight is zero over a whole position (for every stream of the batch)
+is not read out or voiced, and its vocoder restarts as at a stream start when a fade brings it
+back: that halves the decoder's cost on settled content, and it is a function of the tokens
+alone, so streamed still equals offline.  :attr:`SpeechDecoder.route` forces one route
+("speech", "general": the other one is never voiced) or lets the router choose ("auto", the
 default).
 
 FARGAN is not part of this module's state (its weights are opus's, shipped once in
@@ -61,6 +64,8 @@ class DecoderState:
     route_logit: torch.Tensor | None = None  # the router's latest logit [B]
     mel_stream: ISTFTStream | None = None  # the general route's vocoder stream
     mel_pending: torch.Tensor | None = None  # [B, n] its samples finalised but not yet emitted (None: none pushed)
+    speech_idle: bool = False  # a route skipped at the last position: its vocoder restarts when next voiced
+    general_idle: bool = False
 
 
 class SpeechDecoder(nn.Module):
@@ -163,10 +168,11 @@ class SpeechDecoder(nn.Module):
     def step(self, cond: torch.Tensor, state: DecoderState, *, steps: int, seed: int) -> torch.Tensor:
         """One position's token features ``[B, in]`` -> pcm ``[B, n]`` (n = 640 once the
         lookahead is filled, else 0)."""
-        out, state.regression = self.regressor.step(cond, state.regression)
+        g = self.cfg.speech.general_route
+        out, state.regression = self.regressor.step(cond, state.regression, read=not g)
         out_g = None
-        if self.cfg.speech.general_route:
-            out_g, state.general = self.general.step(cond, state.general)
+        if g:
+            out_g, state.general = self.general.step(cond, state.general, read=False)
             state.route_logit, state.router.h = self.router.step(cond, state.router.h)
         if out is None:
             return cond.new_zeros(cond.shape[0], 0)
@@ -177,36 +183,47 @@ class SpeechDecoder(nn.Module):
         """End of stream: the last ``lookahead`` positions, read with silent token features
         (zeros) standing in for the positions that never come."""
         b = len(state.vocoders)
+        g = self.cfg.speech.general_route
         silent = self.feature_mean.new_zeros(b, self.regressor.inp[0].in_features)
         pcm = []
         for _ in range(self.regressor.lookahead):
-            out, state.regression = self.regressor.step(silent, state.regression)
+            out, state.regression = self.regressor.step(silent, state.regression, read=not g)
             out_g = None
-            if self.cfg.speech.general_route:  # the router keeps its last decision over the tail
-                out_g, state.general = self.general.step(silent, state.general)
+            if g:  # the router keeps its last decision over the tail
+                out_g, state.general = self.general.step(silent, state.general, read=False)
             if out is not None:
                 pcm.append(self._voice(out, state, steps, seed, out_g))
         return torch.cat(pcm, -1) if pcm else torch.zeros(b, 0)
 
     def _voice(self, out, state: DecoderState, steps: int, seed: int, out_g=None) -> torch.Tensor:
-        n = out[0].shape[1] * stft_frames.HOP
         if out_g is None:
-            return self._speech_pcm(out, state, steps, seed)
+            pcm = self._speech_pcm(out, state, steps, seed)
+            state.position += 1
+            return pcm
+        n = self.regressor.unit_frames * stft_frames.HOP
         # The router's latest logit has seen ``lookahead`` positions past this one.
         target = decide(torch.sigmoid(state.route_logit), state.router, self._route)
         w = fade_weights(state.router, target, n, self.cfg.speech.route_fade_units * n)  # [B, n]
-        general = self._general_pcm(out_g[0], state) if self._route != "speech" else None
-        if self._route == "general":
-            state.position += 1
-            return general
-        speech = self._speech_pcm(out, state, steps, seed)
-        return speech if general is None else speech + w * (general - speech)
+        speech = general = None
+        if self._route != "speech" and bool((w > 0).any()):
+            if state.general_idle:  # back after a pause: a fresh stream, as at a stream start
+                state.mel_stream, state.mel_pending = ISTFTStream(self.mel_vocoder, w.shape[0]), None
+            general = self._general_pcm(self.general.read(out_g[0])[0], state)
+        state.general_idle = general is None
+        if self._route != "general" and bool((w < 1).any()):
+            if state.speech_idle:
+                state.vocoders = [self._new_vocoder() for _ in state.vocoders]
+            speech = self._speech_pcm(self.regressor.read(out[0]), state, steps, seed)
+        state.speech_idle = speech is None
+        state.position += 1
+        if general is None:
+            return speech
+        return general if speech is None else speech + w * (general - speech)
 
     def _speech_pcm(self, out, state: DecoderState, steps: int, seed: int) -> torch.Tensor:
         """The speech route's ``[B, 640]`` of one position (FARGAN, one stream per item)."""
         noise = self.flow_noise(seed, state.position, out[0].shape[0]) if steps > 0 else None
         feats = self.position_features(out, steps, noise)  # [B, F, 20]
-        state.position += 1
         return torch.stack([v.synthesize(feats[i]) for i, v in enumerate(state.vocoders)])
 
     def _general_pcm(self, mel: torch.Tensor, state: DecoderState) -> torch.Tensor:

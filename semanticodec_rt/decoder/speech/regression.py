@@ -54,9 +54,14 @@ class PositionRegressor(nn.Module):
         ctx = self.context(h)
         return (*self._read(ctx), ctx)
 
-    def step(self, cond: torch.Tensor, state):
+    def read(self, ctx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-position context ``[..., 2H]`` -> ``(*rows, ctx)``."""
+        return (*self._read(ctx), ctx)
+
+    def step(self, cond: torch.Tensor, state, read: bool = True):
         """One position ``[B, in]`` -> ``(out or None, state)``; ``out`` is ``(*rows, ctx)`` of
-        position ``u - lookahead`` (rows ``[B, F, ...]``) once that many positions have arrived.  ``state`` is
+        position ``u - lookahead`` (rows ``[B, F, ...]``) once that many positions have arrived
+        (``read=False``: ``(ctx,)`` only; :meth:`read` gives the rows when they are wanted).  ``state`` is
         ``(h [1, B, H], recent states [B, <= lookahead, H])``, None at a stream start."""
         h, recent = (None, None) if state is None else state
         y, h = self.gru(self.inp(cond)[:, None], h)
@@ -64,7 +69,7 @@ class PositionRegressor(nn.Module):
         out = None
         if hist.shape[1] > self.lookahead:
             ctx = torch.cat([hist[:, 0], hist[:, -1]], -1)
-            out = (*self._read(ctx), ctx)
+            out = self.read(ctx) if read else (ctx,)
             hist = hist[:, 1:]
         return out, (h, hist)
 

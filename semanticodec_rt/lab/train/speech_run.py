@@ -138,10 +138,13 @@ def is_speech_run(run: Path) -> bool:
 
 
 def progress(run: str | Path) -> list[str]:
-    """``["semantic 4000/4000", "kmeans done", ...]`` for a run folder."""
+    """``["semantic 4000/4000", "kmeans done", ...]`` for a run folder; a general-route run
+    (:mod:`.general_run`, started from a finished speech model) lists its own stages."""
     run = Path(run)
-    out = []
-    for name in ("semantic", "kmeans", "codec", "flow"):
+    out, names = [], ("semantic", "kmeans", "codec", "flow")
+    if (run / "base_recipe.json").exists() or (run / "general").exists():
+        out, names = ["speech stages: those of the base model"], ("general", "mel_vocoder", "router")
+    for name in names:
         if name == "kmeans":
             out.append(f"kmeans {'done' if (run / KMEANS_DONE).exists() else 'to do'}")
             continue

@@ -218,9 +218,39 @@ class MelVocoderStage(_FrozenStage):
 SPEECH_WEIGHT = 4.0
 
 
+#: share of the router's batch items that are mixes of two crops, and how far (dB, uniform) the
+#: second sits below the first: speech over music at these levels scored better on the speech
+#: route (the held-out mixed set of examples/general_route_checks.py), so a mix is labelled by
+#: its louder crop
+MIX_SHARE = 0.5
+MIX_BELOW_DB = (3.0, 12.0)
+
+
+def mix_crops(crops):
+    """Crops with the first ``MIX_SHARE`` of the batch items mixed: item i gets item ``i + 1``'s
+    audio (cyclically) under it, ``MIX_BELOW_DB`` below its level; its classes stay item i's
+    where known (the louder content) and take the other's in item i's gaps.  Random draws come
+    from torch's generator (seeded per step by the loop)."""
+    from .speech_data import Crops
+
+    b = crops.audio.shape[0]
+    k = int(round(MIX_SHARE * b))
+    if k == 0 or b < 2:
+        return crops
+    audio, classes = crops.audio.clone(), crops.classes.clone()
+    other_audio, other_classes = crops.audio.roll(-1, 0)[:k], crops.classes.roll(-1, 0)[:k]
+    rms = lambda x: x.pow(2).mean(-1).sqrt().clamp_min(1e-5)  # noqa: E731
+    below = MIX_BELOW_DB[0] + (MIX_BELOW_DB[1] - MIX_BELOW_DB[0]) * torch.rand(k)
+    gain = rms(audio[:k]) / rms(other_audio) * 10 ** (-below / 20)
+    audio[:k] = (audio[:k] + gain[:, None] * other_audio).clamp(-1, 1)
+    classes[:k] = torch.where(classes[:k] == GAP, other_classes, classes[:k])
+    return Crops(audio, crops.features, classes)
+
+
 class RouterStage(_FrozenStage):
     """The router, on the class of each position's content (speech: the speech route; music and
-    effects: the general route); positions between clips do not count."""
+    effects: the general route); positions between clips do not count.  Half of each batch is
+    mixes (:func:`mix_crops`), labelled by the louder content."""
 
     name = "router"
 
@@ -230,6 +260,8 @@ class RouterStage(_FrozenStage):
     def loss(self, crops) -> tuple[torch.Tensor, dict]:
         if crops.classes is None:
             raise ValueError("the router stage needs streams with their clip lists (SPLIT.clips.jsonl)")
+        if self.decoder.router.training:  # the stage itself stays in eval mode (_FrozenStage)
+            crops = mix_crops(crops)
         d = self.decoder
         cond = self.tokens(crops)
         la = d.regressor.lookahead
