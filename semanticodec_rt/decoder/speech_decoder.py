@@ -204,21 +204,21 @@ class SpeechDecoder(nn.Module):
         # The router's latest logit has seen ``lookahead`` positions past this one.
         target = decide(torch.sigmoid(state.route_logit), state.router, self._route)
         w = fade_weights(state.router, target, n, self.cfg.speech.route_fade_units * n)  # [B, n]
-        speech = general = None
+        voiced_s = voiced_g = None  # each route's pcm [B, n], where it is voiced
         if self._route != "speech" and bool((w > 0).any()):
             if state.general_idle:  # back after a pause: a fresh stream, as at a stream start
                 state.mel_stream, state.mel_pending = ISTFTStream(self.mel_vocoder, w.shape[0]), None
-            general = self._general_pcm(self.general.read(out_g[0])[0], state)
-        state.general_idle = general is None
+            voiced_g = self._general_pcm(self.general.read(out_g[0])[0], state)
+        state.general_idle = voiced_g is None
         if self._route != "general" and bool((w < 1).any()):
             if state.speech_idle:
                 state.vocoders = [self._new_vocoder() for _ in state.vocoders]
-            speech = self._speech_pcm(self.regressor.read(out[0]), state, steps, seed)
-        state.speech_idle = speech is None
+            voiced_s = self._speech_pcm(self.regressor.read(out[0]), state, steps, seed)
+        state.speech_idle = voiced_s is None
         state.position += 1
-        if general is None:
-            return speech
-        return general if speech is None else speech + w * (general - speech)
+        if voiced_g is None:
+            return voiced_s
+        return voiced_g if voiced_s is None else voiced_s + w * (voiced_g - voiced_s)
 
     def _speech_pcm(self, out, state: DecoderState, steps: int, seed: int) -> torch.Tensor:
         """The speech route's ``[B, 640]`` of one position (FARGAN, one stream per item)."""
