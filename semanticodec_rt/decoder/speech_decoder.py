@@ -168,12 +168,7 @@ class SpeechDecoder(nn.Module):
     def step(self, cond: torch.Tensor, state: DecoderState, *, steps: int, seed: int) -> torch.Tensor:
         """One position's token features ``[B, in]`` -> pcm ``[B, n]`` (n = 640 once the
         lookahead is filled, else 0)."""
-        g = self.cfg.speech.general_route
-        out, state.regression = self.regressor.step(cond, state.regression, read=not g)
-        out_g = None
-        if g:
-            out_g, state.general = self.general.step(cond, state.general, read=False)
-            state.route_logit, state.router.h = self.router.step(cond, state.router.h)
+        out, out_g = self._advance(cond, state, route=True)
         if out is None:
             return cond.new_zeros(cond.shape[0], 0)
         return self._voice(out, state, steps, seed, out_g)
@@ -183,17 +178,27 @@ class SpeechDecoder(nn.Module):
         """End of stream: the last ``lookahead`` positions, read with silent token features
         (zeros) standing in for the positions that never come."""
         b = len(state.vocoders)
-        g = self.cfg.speech.general_route
         silent = self.feature_mean.new_zeros(b, self.regressor.inp[0].in_features)
         pcm = []
         for _ in range(self.regressor.lookahead):
-            out, state.regression = self.regressor.step(silent, state.regression, read=not g)
-            out_g = None
-            if g:  # the router keeps its last decision over the tail
-                out_g, state.general = self.general.step(silent, state.general, read=False)
+            out, out_g = self._advance(silent, state, route=False)  # the router keeps its last decision
             if out is not None:
                 pcm.append(self._voice(out, state, steps, seed, out_g))
         return torch.cat(pcm, -1) if pcm else torch.zeros(b, 0)
+
+    def _advance(self, cond: torch.Tensor, state: DecoderState, route: bool):
+        """Step the paths' GRUs (and, with ``route``, the router's) by one position ``[B, in]``:
+        ``(out, out_g)``, each None until the lookahead is filled; ``out_g`` None without a general
+        route.  With one, both paths give only their context: :meth:`_voice` reads the rows of the
+        routes it voices."""
+        g = self.cfg.speech.general_route
+        out, state.regression = self.regressor.step(cond, state.regression, read=not g)
+        out_g = None
+        if g:
+            out_g, state.general = self.general.step(cond, state.general, read=False)
+            if route:
+                state.route_logit, state.router.h = self.router.step(cond, state.router.h)
+        return out, out_g
 
     def _voice(self, out, state: DecoderState, steps: int, seed: int, out_g=None) -> torch.Tensor:
         if out_g is None:

@@ -51,8 +51,7 @@ class PositionRegressor(nn.Module):
         """``[B, U, in]`` -> ``(*rows, ctx [B, U', 2H])`` with ``U' = U - lookahead`` (rows: see
         the subclass)."""
         h, _ = self.gru(self.inp(cond), h0)
-        ctx = self.context(h)
-        return (*self._read(ctx), ctx)
+        return self.read(self.context(h))
 
     def read(self, ctx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per-position context ``[..., 2H]`` -> ``(*rows, ctx)``."""

@@ -60,10 +60,11 @@ class CausalConvNeXt(nn.Module):
         self.norm = nn.LayerNorm(channels)
 
     def new_cache(self, batch: int) -> list[list[torch.Tensor]]:
-        """A stream's start: one ``[[B, C, k - 1]]`` history of zeros per convolution."""
-        k = self.kernel - 1
-        return [[torch.zeros(batch, self.inp.in_channels, k)]] + [
-            [torch.zeros(batch, b.dw.in_channels, k)] for b in self.blocks]
+        """A stream's start: one ``[[B, C, k - 1]]`` history of zeros per convolution (on the
+        stack's device)."""
+        k, dev = self.kernel - 1, self.inp.weight.device
+        return [[torch.zeros(batch, self.inp.in_channels, k, device=dev)]] + [
+            [torch.zeros(batch, b.dw.in_channels, k, device=dev)] for b in self.blocks]
 
     def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
         """``cache``: None for a whole sequence, else a stream's :meth:`new_cache` (updated)."""

@@ -64,7 +64,7 @@ class ISTFTStream:
     def __init__(self, vocoder: ISTFTVocoder, batch: int) -> None:
         self.vocoder = vocoder
         dev = vocoder.head.weight.device
-        self.cache = [[c.to(dev) for c in layer] for layer in vocoder.backbone.new_cache(batch)]
+        self.cache = vocoder.backbone.new_cache(batch)
         n, hop = stft_frames.N_FFT, stft_frames.HOP
         # overlap-add buffer: the samples from 160 t - 240 on, before frame t is added
         self.acc = torch.zeros(batch, n, device=dev)

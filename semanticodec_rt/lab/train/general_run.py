@@ -26,9 +26,9 @@ import torch
 
 from .speech_loop import MODEL_FILE, load_model_state, model_tensors, save_model, train_stage
 from .speech_run import KMEANS_DONE, build_codec, stage_done
+from .speech_stages import GENERAL_STAGES
 
 PRESET = "sp-small-r50-g"
-GENERAL_STAGES = ("general", "mel_vocoder", "router")
 
 
 @dataclass(frozen=True)

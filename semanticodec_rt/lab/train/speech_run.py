@@ -18,6 +18,7 @@ import torch
 
 from ...config import PRESETS
 from .speech_loop import load_model_state, run_kmeans, save_model, set_feature_stats, train_stage
+from .speech_stages import GENERAL_STAGES
 
 #: written once the semantic codebook is fitted (a random codebook is in the model before that)
 KMEANS_DONE = "kmeans.json"
@@ -143,7 +144,7 @@ def progress(run: str | Path) -> list[str]:
     run = Path(run)
     out, names = [], ("semantic", "kmeans", "codec", "flow")
     if (run / "base_recipe.json").exists() or (run / "general").exists():
-        out, names = ["speech stages: those of the base model"], ("general", "mel_vocoder", "router")
+        out, names = ["speech stages: those of the base model"], GENERAL_STAGES
     for name in names:
         if name == "kmeans":
             out.append(f"kmeans {'done' if (run / KMEANS_DONE).exists() else 'to do'}")

@@ -37,11 +37,13 @@ from ...audio.mel import N_FFT as MEL_N_FFT
 from ...audio.mel import log_mel
 from ...decoder.speech.pitch import soft_targets
 from ...decoder.speech.regression import FeatureRegressor
-from .speech_data import CLASS_IDS, GAP, HISTORY
+from .speech_data import CLASS_IDS, GAP, HISTORY, Crops
 
 PITCH_WEIGHT = 0.3
 COMMIT_WEIGHT = 0.25
 CODEC_STAGES = ("semantic", "codec", "flow")
+#: the general-audio route's stages, in training order (:mod:`.general_run`)
+GENERAL_STAGES = ("general", "mel_vocoder", "router")
 
 
 def feature_loss(decoder, cont: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -206,7 +208,7 @@ class MelVocoderStage(_FrozenStage):
             mel, _ = g(self.tokens(crops))
         mel = mel.float().flatten(1, 2)  # frames shift .. shift + 4 U' - 1
         fake = self.decoder.mel_vocoder(mel).float()
-        start = HISTORY + 160 * g.shift
+        start = HISTORY + MEL_HOP * g.shift
         real = crops.audio[:, start : start + fake.shape[1]]
         spec = stft_loss(fake, real)
         mel_l1 = (log_mel(fake) - log_mel(real)).abs().mean()
@@ -231,8 +233,6 @@ def mix_crops(crops):
     audio (cyclically) under it, ``MIX_BELOW_DB`` below its level; its classes stay item i's
     where known (the louder content) and take the other's in item i's gaps.  Random draws come
     from torch's generator (seeded per step by the loop)."""
-    from .speech_data import Crops
-
     b = crops.audio.shape[0]
     k = int(round(MIX_SHARE * b))
     if k == 0 or b < 2:
